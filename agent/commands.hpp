@@ -1,0 +1,20 @@
+// The `probe` and `trace` subcommands. Each returns the process exit code;
+// fatal setup errors are thrown as std::runtime_error and reported by main.
+#pragma once
+
+#include "cli.hpp"
+
+namespace connscope {
+
+int run_probe(const CommonOptions& common, bool json);
+int run_trace(const CommonOptions& common, const TraceOptions& opts);
+
+// Probes the kernel and picks strategies; throws if a family has none or a
+// forced strategy cannot run here (message names the strategy and reason).
+struct Plan {
+  KernelFeatures features;
+  std::vector<FamilyChoice> choices;
+};
+Plan plan_strategies(const CommonOptions& common, bool require_all);
+
+}  // namespace connscope
