@@ -42,7 +42,7 @@ DEPS_STAMP := $(BUILD)/.deps-installed
 
 .SECONDARY:
 
-.PHONY: all deps vmlinux test test-unit test-host test-vm run clean help format tidy
+.PHONY: all deps vmlinux test test-unit test-host test-vm run clean help format format-check tidy
 
 all: $(BUILD)/connscope
 
@@ -125,11 +125,17 @@ run: $(BUILD)/connscope
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the agent loads BPF programs and needs root: sudo make run" >&2; exit 1; fi
 	$(BUILD)/connscope trace
 
+FORMAT_SRCS = agent/*.cpp agent/*.hpp tests/unit/*.cpp tests/integration/*.cpp tests/integration/*.hpp \
+	bpf/*.bpf.c bpf/*.bpf.h include/connscope/*.h
+
 format:
-	clang-format -i agent/*.cpp agent/*.hpp tests/*/*.cpp bpf/*.c bpf/*.h include/connscope/*.h
+	clang-format -i $(wildcard $(FORMAT_SRCS))
+
+format-check:
+	clang-format --dry-run -Werror $(wildcard $(FORMAT_SRCS))
 
 tidy: $(SKELS)
-	clang-tidy agent/*.cpp -- $(CXXFLAGS_BASE)
+	clang-tidy --quiet $(AGENT_SRCS) -- $(filter-out -MMD -MP,$(CXXFLAGS_BASE)) -Iagent
 
 clean:
 	rm -rf $(BUILD)/agent $(BUILD)/tests $(BUILD)/bpf $(BUILD)/*.skel.h $(BUILD)/connscope $(BUILD)/connscope-unit $(BUILD)/connscope-itest

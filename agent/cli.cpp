@@ -21,7 +21,7 @@ bool resolve_netns(const std::string& text, uint32_t* inode, std::string* error)
     *inode = static_cast<uint32_t>(v);
     return true;
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(text.c_str(), &st) != 0) {
     *error = "--netns " + text + ": not an inode number and no such file; give an inode (readlink /proc/PID/ns/net) " +
              "or a path like /run/netns/NAME";
@@ -39,9 +39,10 @@ bool resolve_cgroup(const std::string& text, __u64* id, std::string* error) {
     return true;
   }
 
-  struct stat st{};
+  struct stat st {};
   if (::stat(text.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *error = "--cgroup " + text + ": not a cgroup v2 directory (e.g. /sys/fs/cgroup/unified/system.slice/nginx.service) " +
+    *error = "--cgroup " + text +
+             ": not a cgroup v2 directory (e.g. /sys/fs/cgroup/unified/system.slice/nginx.service) " +
              "nor a cgroup id";
     return false;
   }
@@ -172,8 +173,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   trace->add_option("--rport", rports, "Only these remote ports (comma list, up to 8)");
   trace->add_option("--ringbuf-size", ringbuf, "Ring buffer size, e.g. 8M (default 8M, rounded up to a power of 2)");
   trace->add_flag("--all-states", out.trace.all_states, "Emit every TCP state transition, not only the key ones");
-  trace->add_option("--poll-interval", out.trace.poll_interval_s,
-                    "Seconds between accept-queue polls (fallback strategy; default 1)")
+  trace
+      ->add_option("--poll-interval", out.trace.poll_interval_s,
+                   "Seconds between accept-queue polls (fallback strategy; default 1)")
       ->check(CLI::PositiveNumber);
 
   std::vector<std::string> argv_rev(args.rbegin(), args.rend());

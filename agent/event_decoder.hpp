@@ -11,8 +11,8 @@
 
 namespace connscope {
 
-using Event = std::variant<cs_connect_event, cs_port_alloc_event, cs_state_event, cs_retransmit_event,
-                           cs_accept_queue_event>;
+using Event =
+    std::variant<cs_connect_event, cs_port_alloc_event, cs_state_event, cs_retransmit_event, cs_accept_queue_event>;
 
 // Returns the event, or nullopt with *error set for a short, unknown or
 // malformed record (never reads past `bytes`).

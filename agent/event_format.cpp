@@ -12,8 +12,8 @@ namespace connscope {
 namespace {
 
 constexpr std::array<const char*, 13> tcp_states = {
-    "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV",  "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
-    "CLOSE",   "CLOSE_WAIT",  "LAST_ACK", "LISTEN",    "CLOSING",   "NEW_SYN_RECV"};
+    "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
+    "CLOSE",   "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
 
 Family family_of_type(uint8_t type) {
   switch (type) {

@@ -19,7 +19,7 @@ namespace {
 constexpr const char* default_btf = "/sys/kernel/btf/vmlinux";
 
 bool exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -76,13 +76,14 @@ void probe_raw_tp(KernelFeatures& k) {
 
 void probe_kprobes(KernelFeatures& k) {
   if (!exists("/sys/bus/event_source/devices/kprobe/type") && !exists("/sys/kernel/tracing/kprobe_events")) {
-    k.kprobes_error = "kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices, no kprobe_events: "
-                      "CONFIG_KPROBES is off)";
+    k.kprobes_error =
+        "kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices, no kprobe_events: "
+        "CONFIG_KPROBES is off)";
     return;
   }
   k.kprobes = true;
-  const std::set<std::string> wanted = {"tcp_v4_connect",   "tcp_v6_connect",       "inet_hash_connect",
-                                        "inet6_hash_connect", "tcp_conn_request", "tcp_v4_syn_recv_sock",
+  const std::set<std::string> wanted = {"tcp_v4_connect",      "tcp_v6_connect",   "inet_hash_connect",
+                                        "inet6_hash_connect",  "tcp_conn_request", "tcp_v4_syn_recv_sock",
                                         "tcp_v6_syn_recv_sock"};
   std::ifstream in("/proc/kallsyms");
   std::string addr, type, name;
@@ -120,14 +121,15 @@ void probe_cgroup2(KernelFeatures& k) {
     }
   }
   if (!k.cgroup2)
-    k.cgroup2_error = "no cgroup v2 mount in /proc/mounts (the fallback attaches to it): mount -t cgroup2 none "
-                      "/sys/fs/cgroup";
+    k.cgroup2_error =
+        "no cgroup v2 mount in /proc/mounts (the fallback attaches to it): mount -t cgroup2 none "
+        "/sys/fs/cgroup";
   bool addr = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr) == 1;
   bool ops = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1;
   k.cgroup_progs = addr && ops;
   if (!k.cgroup_progs)
-    k.cgroup_progs_error = std::string("kernel refuses ") + (addr ? "" : "cgroup sock_addr ") + (ops ? "" : "sock_ops ") +
-                           "programs (CONFIG_CGROUP_BPF off?)";
+    k.cgroup_progs_error = std::string("kernel refuses ") + (addr ? "" : "cgroup sock_addr ") +
+                           (ops ? "" : "sock_ops ") + "programs (CONFIG_CGROUP_BPF off?)";
 }
 
 }  // namespace

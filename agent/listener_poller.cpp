@@ -18,8 +18,8 @@
 #include <charconv>
 #include <cstring>
 #include <exception>
-#include <limits>
 #include <iterator>
+#include <limits>
 #include <map>
 
 namespace connscope {
@@ -86,7 +86,7 @@ std::optional<std::string> read_file(const char* path) {
 
 // Inode of a namespace file, or 0.
 uint32_t ns_inode(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
   return static_cast<uint32_t>(st.st_ino);
 }
@@ -100,8 +100,7 @@ std::map<uint32_t, std::string> enumerate_netns() {
     while (const dirent* e = ::readdir(d)) {
       std::string_view name = e->d_name;
       if (name == "." || name == "..") continue;
-      if (pids_only && !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        continue;
+      if (pids_only && !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
       std::string path = std::string(dir) + "/" + std::string(name) + suffix;
       if (uint32_t ino = ns_inode(path)) found.emplace(ino, std::move(path));
     }
@@ -132,7 +131,7 @@ int dump_listeners_family(int fd, uint8_t family, uint32_t seq, std::vector<List
 
   // Large enough that no dump message is ever truncated (the kernel caps a
   // dump skb at 32 KiB).
-  std::vector<uint8_t> buf(64 * 1024);
+  std::vector<uint8_t> buf(size_t{64} * 1024);
   for (;;) {
     ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
     if (n < 0 && errno == EINTR) continue;
@@ -186,7 +185,7 @@ void push_counted(std::vector<cs_accept_queue_event>* out, const cs_accept_queue
   }
 }
 
-} // namespace
+}  // namespace
 
 std::optional<NetstatCounters> parse_netstat(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -216,8 +215,7 @@ std::optional<NetstatCounters> parse_netstat(std::string_view text) {
 
 std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const NetstatCounters& prev,
                                                           const NetstatCounters& cur,
-                                                          const std::vector<ListenerInfo>& listeners,
-                                                          uint64_t ts_ns) {
+                                                          const std::vector<ListenerInfo>& listeners, uint64_t ts_ns) {
   std::vector<cs_accept_queue_event> out;
   if (cur.listen_overflows < prev.listen_overflows || cur.listen_drops < prev.listen_drops) return out;
   const uint64_t overflows = cur.listen_overflows - prev.listen_overflows;
@@ -316,7 +314,7 @@ bool ListenerPoller::poll_impl(std::string* error) {
     *error = "open /proc/thread-self/ns/net: " + errno_text(errno);
     return false;
   }
-  struct stat home_st{};
+  struct stat home_st {};
   if (::fstat(home.get(), &home_st) != 0) {
     *error = "fstat /proc/thread-self/ns/net: " + errno_text(errno);
     return false;
@@ -338,13 +336,13 @@ bool ListenerPoller::poll_impl(std::string* error) {
     NetnsSwitch sw(home.get());
     if (ino != home_ino) {
       UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-      struct stat st{};
+      struct stat st {};
       // Gone (process exited) or replaced (pid reuse) since enumeration: skip.
       if (!ns || ::fstat(ns.get(), &st) != 0 || st.st_ino != ino) continue;
       if (int err = sw.enter(ns.get()); err != 0) {
         if (err == EPERM) {
-          *error = "setns(CLONE_NEWNET) into netns " + std::to_string(ino) + " (" + path +
-                   "): " + errno_text(err) + "; reading other network namespaces needs CAP_SYS_ADMIN";
+          *error = "setns(CLONE_NEWNET) into netns " + std::to_string(ino) + " (" + path + "): " + errno_text(err) +
+                   "; reading other network namespaces needs CAP_SYS_ADMIN";
           return false;
         }
         continue;
@@ -354,7 +352,7 @@ bool ListenerPoller::poll_impl(std::string* error) {
     std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
     const uint64_t ts = monotonic_ns();
     std::vector<ListenerInfo> listeners;
-    if (counters && dump_listeners(&listeners) < 0) listeners.clear(); // unattributed records
+    if (counters && dump_listeners(&listeners) < 0) listeners.clear();  // unattributed records
     if (!sw.restore()) {
       *error = "setns back to the original netns " + std::to_string(home_ino) + ": " + errno_text(errno);
       return false;
@@ -372,10 +370,10 @@ bool ListenerPoller::poll_impl(std::string* error) {
     if (first_sighting) continue;
     std::vector<cs_accept_queue_event> records =
         attribute_listen_drops(s.netns, it->second, s.counters, s.listeners, s.ts_ns);
-    it->second = s.counters; // before emitting: a throwing emit_ must not cause a recount
+    it->second = s.counters;  // before emitting: a throwing emit_ must not cause a recount
     for (const cs_accept_queue_event& rec : records) emit_(rec);
   }
   return true;
 }
 
-} // namespace connscope
+}  // namespace connscope

@@ -38,11 +38,11 @@ struct NetstatCounters {
 std::optional<NetstatCounters> parse_netstat(std::string_view text);
 
 struct ListenerInfo {
-  uint16_t family;              // AF_INET or AF_INET6
-  std::array<uint8_t, 16> addr; // network order, IPv4 in the first 4 bytes
-  uint16_t port;                // host order
-  uint32_t queue_len;           // idiag_rqueue = sk_ack_backlog
-  uint32_t max_backlog;         // idiag_wqueue = sk_max_ack_backlog
+  uint16_t family;               // AF_INET or AF_INET6
+  std::array<uint8_t, 16> addr;  // network order, IPv4 in the first 4 bytes
+  uint16_t port;                 // host order
+  uint32_t queue_len;            // idiag_rqueue = sk_ack_backlog
+  uint32_t max_backlog;          // idiag_wqueue = sk_max_ack_backlog
 };
 
 // The kernel's sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog.
@@ -60,8 +60,7 @@ inline bool listener_is_full(const ListenerInfo& l) { return l.queue_len > l.max
 //  - Nothing when either counter went backwards (reset / netns inode reuse).
 std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const NetstatCounters& prev,
                                                           const NetstatCounters& cur,
-                                                          const std::vector<ListenerInfo>& listeners,
-                                                          uint64_t ts_ns);
+                                                          const std::vector<ListenerInfo>& listeners, uint64_t ts_ns);
 
 // Parses one recv() buffer of a NETLINK_SOCK_DIAG inet_diag dump, appending
 // the sockets of TCP LISTEN state to *out. Returns 1 when the buffer holds
@@ -94,8 +93,8 @@ class ListenerPoller {
 
   Emit emit_;
   uint32_t netns_filter_;
-  std::unordered_map<uint32_t, NetstatCounters> baseline_; // by netns inode
+  std::unordered_map<uint32_t, NetstatCounters> baseline_;  // by netns inode
   uint64_t namespaces_seen_ = 0;
 };
 
-} // namespace connscope
+}  // namespace connscope

@@ -161,10 +161,9 @@ BpfProbes::BpfProbes(const LoaderConfig& cfg) {
     }
     if (!link) {
       int err = errno;
-      throw std::runtime_error(std::string("attaching ") + spec->name + " (" +
-                               std::string(family_name(spec->family)) + "=" +
-                               std::string(strategy_name(spec->family, spec->tier)) + ") failed: " + strerror(err) +
-                               "\n" + recent_libbpf_messages());
+      throw std::runtime_error(std::string("attaching ") + spec->name + " (" + std::string(family_name(spec->family)) +
+                               "=" + std::string(strategy_name(spec->family, spec->tier)) +
+                               ") failed: " + strerror(err) + "\n" + recent_libbpf_messages());
     }
     links_.emplace_back(link);
   }

@@ -14,8 +14,10 @@ std::string missing_bpf_privileges() {
   __user_cap_data_struct data[2]{};
   if (syscall(SYS_capget, &hdr, data) != 0) return "cannot read process capabilities (capget failed)";
   auto has = [&](int cap) { return (data[cap / 32].effective & (1u << (cap % 32))) != 0; };
-  const std::vector<std::pair<int, const char*>> needed = {
-      {CAP_BPF, "CAP_BPF"}, {CAP_PERFMON, "CAP_PERFMON"}, {CAP_NET_ADMIN, "CAP_NET_ADMIN"}, {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"}};
+  const std::vector<std::pair<int, const char*>> needed = {{CAP_BPF, "CAP_BPF"},
+                                                           {CAP_PERFMON, "CAP_PERFMON"},
+                                                           {CAP_NET_ADMIN, "CAP_NET_ADMIN"},
+                                                           {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"}};
   std::string missing;
   for (const auto& [cap, name] : needed) {
     if (has(cap)) continue;

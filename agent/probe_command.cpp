@@ -39,8 +39,8 @@ int run_probe(const CommonOptions& common, bool json) {
     for (const auto& c : plan.choices) {
       nlohmann::json rejected = nlohmann::json::array();
       for (const auto& r : c.rejected)
-        rejected.push_back({{"strategy", strategy_name(c.family, r.tier)}, {"tier", tier_name(r.tier)},
-                            {"reason", r.reason}});
+        rejected.push_back(
+            {{"strategy", strategy_name(c.family, r.tier)}, {"tier", tier_name(r.tier)}, {"reason", r.reason}});
       nlohmann::json fam = {{"family", family_name(c.family)}, {"ok", c.tier.has_value()}, {"rejected", rejected}};
       fam["strategy"] = c.tier ? nlohmann::json(strategy_name(c.family, *c.tier)) : nlohmann::json(nullptr);
       fam["tier"] = c.tier ? nlohmann::json(tier_name(*c.tier)) : nlohmann::json(nullptr);

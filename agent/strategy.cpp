@@ -111,8 +111,7 @@ std::vector<std::string> attach_points(Family f, Tier t) {
     }
   }
   if (uses_tracepoint_names(f)) {
-    for (const auto& tp : hooked_tracepoints(f))
-      out.push_back(std::string(strategy_name(f, t)) + "/" + tp_name(tp));
+    for (const auto& tp : hooked_tracepoints(f)) out.push_back(std::string(strategy_name(f, t)) + "/" + tp_name(tp));
     return out;
   }
   for (const auto& fn : hooked_functions(f)) {
@@ -134,8 +133,7 @@ std::optional<std::string> strategy_unavailable(Family f, Tier t, const KernelFe
     if (!k.tracing) return k.tracing_error;
     if (uses_tracepoint_names(f)) {
       for (const auto& tp : hooked_tracepoints(f))
-        if (!k.btf_tracepoints.contains(tp_name(tp)))
-          return "no BTF tracepoint " + tp_name(tp) + " in this kernel";
+        if (!k.btf_tracepoints.contains(tp_name(tp))) return "no BTF tracepoint " + tp_name(tp) + " in this kernel";
     }
     for (const auto& fn : hooked_functions(f))
       if (!k.btf_functions.contains(fn)) return "function " + fn + " not in kernel BTF (inlined or renamed)";
@@ -165,9 +163,9 @@ std::vector<FamilyChoice> choose_strategies(const KernelFeatures& k, const std::
     auto it = forced.find(f);
     for (Tier t : all_tiers) {
       if (it != forced.end() && t != it->second) {
-        if (t < it->second) choice.rejected.push_back({t, "not requested (--strategy " +
-                                                              std::string(family_name(f)) + "=" +
-                                                              std::string(strategy_name(f, it->second)) + ")"});
+        if (t < it->second)
+          choice.rejected.push_back({t, "not requested (--strategy " + std::string(family_name(f)) + "=" +
+                                            std::string(strategy_name(f, it->second)) + ")"});
         continue;
       }
       if (auto why = strategy_unavailable(f, t, k)) {

@@ -18,8 +18,8 @@ namespace connscope {
 enum class Family { connect = CS_FAM_CONNECT, port_alloc, state, retransmit, accept_queue };
 enum class Tier { preferred = CS_TIER_PREFERRED, second = CS_TIER_SECOND, fallback = CS_TIER_FALLBACK };
 
-inline constexpr std::array<Family, CS_FAM_MAX> all_families = {
-    Family::connect, Family::port_alloc, Family::state, Family::retransmit, Family::accept_queue};
+inline constexpr std::array<Family, CS_FAM_MAX> all_families = {Family::connect, Family::port_alloc, Family::state,
+                                                                Family::retransmit, Family::accept_queue};
 inline constexpr std::array<Tier, 3> all_tiers = {Tier::preferred, Tier::second, Tier::fallback};
 
 std::string_view family_name(Family f);
@@ -39,7 +39,7 @@ struct KernelFeatures {
   std::string btf_error;
   bool tracing = false;  // BPF_PROG_TYPE_TRACING (fentry/fexit/tp_btf) loads and attaches
   std::string tracing_error;
-  std::set<std::string> btf_functions;  // functions named in vmlinux BTF (fentry targets)
+  std::set<std::string> btf_functions;    // functions named in vmlinux BTF (fentry targets)
   std::set<std::string> btf_tracepoints;  // btf_trace_<name> typedefs (tp_btf targets)
   bool kprobes = false;
   std::string kprobes_error;
@@ -65,7 +65,7 @@ struct Rejection {
 
 struct FamilyChoice {
   Family family;
-  std::optional<Tier> tier;  // empty: no strategy works on this kernel
+  std::optional<Tier> tier;         // empty: no strategy works on this kernel
   std::vector<Rejection> rejected;  // better strategies, and why they were not used
 };
 

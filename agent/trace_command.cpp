@@ -194,7 +194,7 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   if (cfg.tiers[Family::accept_queue] == Tier::fallback)
     poller = std::make_unique<PollerThread>(opts.filter.netns, opts.poll_interval_s);
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -234,8 +234,7 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   sink.loss(final_loss, true);
   fprintf(stderr, "connscope: %llu events, %llu lost (ring buffer full), %llu map-full, %llu undecodable\n",
           static_cast<unsigned long long>(sink.events()), static_cast<unsigned long long>(final_loss.lost_total),
-          static_cast<unsigned long long>(final_loss.map_full),
-          static_cast<unsigned long long>(sink.decode_errors()));
+          static_cast<unsigned long long>(final_loss.map_full), static_cast<unsigned long long>(sink.decode_errors()));
   return 0;
 }
 

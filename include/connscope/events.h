@@ -53,12 +53,12 @@ enum cs_retransmit_kind {
 enum cs_accept_queue_kind {
 	CS_AQ_QUEUED = 1,   /* a connection entered the accept queue */
 	CS_AQ_OVERFLOW = 2, /* a SYN or final ACK dropped: accept queue full */
-	CS_AQ_DROP = 3,     /* other listener drop (ListenDrops delta) */
+	CS_AQ_DROP = 3,	    /* other listener drop (ListenDrops delta) */
 };
 
 /* Flags on state records. */
 #define CS_STATE_F_TIME_WAIT 0x1u /* active closer entering TIME_WAIT */
-#define CS_STATE_F_PASSIVE 0x2u   /* connection accepted from a listener */
+#define CS_STATE_F_PASSIVE 0x2u	  /* connection accepted from a listener */
 #define CS_STATE_F_NO_START 0x4u  /* agent did not see the start: no latency */
 
 /* Flags on accept-queue records. */
@@ -96,7 +96,7 @@ struct cs_connect_event {
 	struct cs_task task;
 	struct cs_flow flow;
 	__u64 latency_ns; /* time inside connect's synchronous part */
-	__s32 err;        /* 0 or positive errno (EADDRNOTAVAIL, ...) */
+	__s32 err;	  /* 0 or positive errno (EADDRNOTAVAIL, ...) */
 	__u32 pad;
 };
 
@@ -106,7 +106,7 @@ struct cs_port_alloc_event {
 	struct cs_task task;
 	struct cs_flow flow; /* flow.sport is the chosen port (0 on failure) */
 	__u64 duration_ns;
-	__s32 err; /* 0 or positive errno (EADDRNOTAVAIL) */
+	__s32 err;	/* 0 or positive errno (EADDRNOTAVAIL) */
 	__u16 range_lo; /* netns ip_local_port_range */
 	__u16 range_hi;
 };
@@ -118,8 +118,8 @@ struct cs_state_event {
 	struct cs_flow flow;
 	__u64 latency_ns;  /* handshake: SYN_SENT->ESTABLISHED, SYN_RECV->EST */
 	__u64 duration_ns; /* on close: life since the handshake started */
-	__s32 err;         /* sk_err at the transition (ECONNREFUSED, ETIMEDOUT) */
-	__u8 oldstate;     /* TCP_* numbering of include/net/tcp_states.h */
+	__s32 err;	   /* sk_err at the transition (ECONNREFUSED, ETIMEDOUT) */
+	__u8 oldstate;	   /* TCP_* numbering of include/net/tcp_states.h */
 	__u8 newstate;
 	__u16 pad;
 };
@@ -136,17 +136,17 @@ struct cs_retransmit_event {
 struct cs_accept_queue_event {
 	struct cs_header h;
 	struct cs_flow flow; /* listener: saddr/sport; daddr/dport of peer if known */
-	__u32 backlog;       /* accept queue length, this connection included */
+	__u32 backlog;	     /* accept queue length, this connection included */
 	__u32 max_backlog;   /* sk_max_ack_backlog */
-	__u32 count;         /* events this record stands for (polls: a delta) */
-	__u8 kind;           /* enum cs_accept_queue_kind */
+	__u32 count;	     /* events this record stands for (polls: a delta) */
+	__u8 kind;	     /* enum cs_accept_queue_kind */
 	__u8 pad[3];
 };
 
 /* Read-only configuration, set by the loader before load. */
 struct cs_filter {
-	__u32 tgid;      /* 0 = any */
-	__u32 netns;     /* 0 = any */
+	__u32 tgid;	 /* 0 = any */
+	__u32 netns;	 /* 0 = any */
 	__u64 cgroup_id; /* 0 = any */
 	__u16 lports[CS_MAX_PORT_FILTER];
 	__u16 rports[CS_MAX_PORT_FILTER];

@@ -61,10 +61,10 @@ TEST_CASE("bad filter values name the flag") {
 }
 
 TEST_CASE("bad --strategy") {
-  for (auto [value, needle] : std::vector<std::pair<std::string, std::string>>{
-           {"bogus=x", "unknown family 'bogus'"},
-           {"connect=raw_tp", "unknown strategy 'raw_tp' for connect"},
-           {"connect", "FAMILY=STRATEGY"}}) {
+  for (auto [value, needle] :
+       std::vector<std::pair<std::string, std::string>>{{"bogus=x", "unknown family 'bogus'"},
+                                                        {"connect=raw_tp", "unknown strategy 'raw_tp' for connect"},
+                                                        {"connect", "FAMILY=STRATEGY"}}) {
     auto c = parse({"trace", "--strategy", value});
     INFO(c.message);
     CHECK(c.exit_code == 2);

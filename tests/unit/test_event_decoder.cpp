@@ -1,9 +1,9 @@
 // Decoding records from raw bytes laid out as the kernel writes them
 // (little-endian x86-64), not from structs the test itself filled.
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "event_decoder.hpp"
@@ -17,11 +17,22 @@ struct Bytes {
   std::vector<uint8_t> b;
   explicit Bytes(size_t n) : b(n, 0) {}
   void u8(size_t off, uint8_t v) { b.at(off) = v; }
-  void u16(size_t off, uint16_t v) { for (int i = 0; i < 2; i++) b.at(off + i) = uint8_t(v >> (8 * i)); }
-  void u32(size_t off, uint32_t v) { for (int i = 0; i < 4; i++) b.at(off + i) = uint8_t(v >> (8 * i)); }
-  void u64(size_t off, uint64_t v) { for (int i = 0; i < 8; i++) b.at(off + i) = uint8_t(v >> (8 * i)); }
+  void u16(size_t off, uint16_t v) {
+    for (int i = 0; i < 2; i++) b.at(off + i) = uint8_t(v >> (8 * i));
+  }
+  void u32(size_t off, uint32_t v) {
+    for (int i = 0; i < 4; i++) b.at(off + i) = uint8_t(v >> (8 * i));
+  }
+  void u64(size_t off, uint64_t v) {
+    for (int i = 0; i < 8; i++) b.at(off + i) = uint8_t(v >> (8 * i));
+  }
   void str(size_t off, const char* s) { std::memcpy(&b.at(off), s, std::strlen(s)); }
-  void ip4(size_t off, uint8_t a, uint8_t b2, uint8_t c, uint8_t d) { u8(off, a); u8(off + 1, b2); u8(off + 2, c); u8(off + 3, d); }
+  void ip4(size_t off, uint8_t a, uint8_t b2, uint8_t c, uint8_t d) {
+    u8(off, a);
+    u8(off + 1, b2);
+    u8(off + 2, c);
+    u8(off + 3, d);
+  }
 };
 
 // Header at 0 (16 bytes), task at 16 (32 bytes), flow at 48 (48 bytes).
@@ -119,8 +130,8 @@ TEST_CASE("state records name the transition") {
   CHECK(j["newstate"] == "ESTABLISHED");
   CHECK(j["latency_ns"] == 120000);
 
-  r.u8(117, 7);       // CLOSE
-  r.u32(112, 111);    // ECONNREFUSED
+  r.u8(117, 7);     // CLOSE
+  r.u32(112, 111);  // ECONNREFUSED
   j = to_json(*decode_event(r.b, &err));
   CHECK(j["event"] == "connect_failed");
   CHECK(j["error"] == "ECONNREFUSED");

@@ -1,6 +1,5 @@
-#include <doctest/doctest.h>
-
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -46,7 +45,7 @@ uint64_t total(const std::vector<cs_accept_queue_event>& recs, uint8_t kind) {
 constexpr uint32_t kNetns = 4026532177u;
 constexpr uint64_t kTs = 123456789u;
 
-} // namespace
+}  // namespace
 
 TEST_CASE("parse_netstat reads ListenOverflows/ListenDrops from real /proc/net/netstat text") {
   // Root netns of the 6.18 build machine: no overflows.
@@ -207,7 +206,7 @@ inet_diag_msg diag(uint8_t family, uint8_t state, const char* addr, uint16_t por
   return m;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("parse_sock_diag_listeners decodes listeners and stops at NLMSG_DONE") {
   std::vector<uint8_t> buf;
@@ -219,7 +218,7 @@ TEST_CASE("parse_sock_diag_listeners decodes listeners and stops at NLMSG_DONE")
   append_msg(&buf, SOCK_DIAG_BY_FAMILY, &c, sizeof c);
 
   std::vector<ListenerInfo> out;
-  CHECK(parse_sock_diag_listeners(buf, &out) == 0); // more to come
+  CHECK(parse_sock_diag_listeners(buf, &out) == 0);  // more to come
   REQUIRE(out.size() == 2);
   CHECK(out[0].family == AF_INET);
   CHECK(out[0].port == 47001);
@@ -245,11 +244,11 @@ TEST_CASE("parse_sock_diag_listeners rejects malformed buffers and reports error
   std::vector<uint8_t> buf;
   append_msg(&buf, SOCK_DIAG_BY_FAMILY, &a, sizeof a);
 
-  std::vector<uint8_t> cut(buf.begin(), buf.begin() + 40); // header claims more than the buffer holds
+  std::vector<uint8_t> cut(buf.begin(), buf.begin() + 40);  // header claims more than the buffer holds
   CHECK(parse_sock_diag_listeners(cut, &out) == -EBADMSG);
 
   std::vector<uint8_t> short_payload;
-  append_msg(&short_payload, SOCK_DIAG_BY_FAMILY, &a, 8); // shorter than inet_diag_msg
+  append_msg(&short_payload, SOCK_DIAG_BY_FAMILY, &a, 8);  // shorter than inet_diag_msg
   CHECK(parse_sock_diag_listeners(short_payload, &out) == -EBADMSG);
   CHECK(out.empty());
 

@@ -17,8 +17,8 @@ KernelFeatures full_kernel() {
   }
   for (const char* t : {"inet_sock_set_state", "tcp_retransmit_skb", "tcp_retransmit_synack"})
     k.btf_tracepoints.insert(t);
-  for (const char* t : {"sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_retransmit_synack",
-                        "syscalls/sys_exit_connect"})
+  for (const char* t :
+       {"sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_retransmit_synack", "syscalls/sys_exit_connect"})
     k.tracepoints.insert(t);
   return k;
 }
