@@ -2,7 +2,10 @@
 // fatal setup errors are thrown as std::runtime_error and reported by main.
 #pragma once
 
+#include <memory>
+
 #include "cli.hpp"
+#include "loader.hpp"
 
 namespace connscope {
 
@@ -16,5 +19,10 @@ struct Plan {
   std::vector<FamilyChoice> choices;
 };
 Plan plan_strategies(const CommonOptions& common, bool require_all);
+
+// Loads and attaches the plan. A family whose programs fail to load or
+// attach moves to its next available tier, and the failure is recorded in
+// plan.choices as a rejection; a forced strategy that fails is fatal.
+std::unique_ptr<BpfProbes> load_plan(Plan& plan, LoaderConfig cfg, const CommonOptions& common);
 
 }  // namespace connscope

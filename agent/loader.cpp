@@ -69,6 +69,14 @@ bool tier_is(const LoaderConfig& cfg, Family f, Tier t) {
   return it != cfg.tiers.end() && it->second == t;
 }
 
+// The family a program failure demotes: a shared fallback connect program
+// counts against connect if that family uses it, else against port_alloc.
+Family failing_family(const LoaderConfig& cfg, const ProgSpec& spec) {
+  if (spec.family == Family::connect && spec.tier == Tier::fallback && !tier_is(cfg, Family::connect, Tier::fallback))
+    return Family::port_alloc;
+  return spec.family;
+}
+
 bool wanted(const LoaderConfig& cfg, const ProgSpec& spec) {
   if (spec.family == Family::connect && spec.tier == Tier::fallback)
     return tier_is(cfg, Family::connect, Tier::fallback) || tier_is(cfg, Family::port_alloc, Tier::fallback);
@@ -78,6 +86,7 @@ bool wanted(const LoaderConfig& cfg, const ProgSpec& spec) {
 std::mutex log_mu;
 std::deque<std::string> log_lines;
 bool log_verbose = false;
+std::string last_failed_prog;  // from libbpf's "prog 'NAME': failed to load"
 
 int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG && !log_verbose) return 0;
@@ -85,9 +94,27 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   int n = vsnprintf(buf, sizeof(buf), fmt, args);
   std::lock_guard lock(log_mu);
   if (log_verbose) fprintf(stderr, "libbpf: %s", buf);
+  std::string_view msg(buf);
+  if (auto at = msg.find("prog '");
+      at != std::string_view::npos && msg.find("failed to load") != std::string_view::npos) {
+    auto end = msg.find('\'', at + 6);
+    if (end != std::string_view::npos) last_failed_prog = std::string(msg.substr(at + 6, end - at - 6));
+  }
   log_lines.emplace_back(buf);
   if (log_lines.size() > 12) log_lines.pop_front();
   return n;
+}
+
+const ProgSpec* spec_named(const std::string& name) {
+  for (const auto& spec : prog_specs)
+    if (name == spec.name) return &spec;
+  return nullptr;
+}
+
+std::string error_text(int err) {
+  if (err == 524) return "error 524 (ENOTSUPP: this kernel's BPF trampoline cannot attach there)";
+  if (const char* name = strerrorname_np(err)) return std::string(name) + " (" + strerror(err) + ")";
+  return "error " + std::to_string(err);
 }
 
 uint32_t round_ringbuf_size(uint32_t bytes) {
@@ -142,9 +169,25 @@ BpfProbes::BpfProbes(const LoaderConfig& cfg) {
     if (on) enabled.push_back(&spec);
   }
 
-  if (int err = connscope_bpf__load(skel_.get()); err != 0)
-    throw std::runtime_error("loading the BPF programs failed: " + std::string(strerror(-err)) + "\n" +
-                             recent_libbpf_messages());
+  {
+    std::lock_guard lock(log_mu);
+    last_failed_prog.clear();
+  }
+  if (int err = connscope_bpf__load(skel_.get()); err != 0) {
+    std::string failed;
+    {
+      std::lock_guard lock(log_mu);
+      failed = last_failed_prog;
+    }
+    std::string detail = recent_libbpf_messages();
+    if (const ProgSpec* spec = spec_named(failed))
+      throw StrategyFailure(
+          failing_family(cfg, *spec), spec->tier,
+          "loading " +
+              std::string(bpf_program__section_name(bpf_object__find_program_by_name(skel_->obj, spec->name))) +
+              " failed: " + error_text(-err) + " (run with -v for the verifier log)");
+    throw std::runtime_error("loading the BPF programs failed: " + error_text(-err) + "\n" + detail);
+  }
 
   for (const ProgSpec* spec : enabled) {
     bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, spec->name);
@@ -161,9 +204,9 @@ BpfProbes::BpfProbes(const LoaderConfig& cfg) {
     }
     if (!link) {
       int err = errno;
-      throw std::runtime_error(std::string("attaching ") + spec->name + " (" + std::string(family_name(spec->family)) +
-                               "=" + std::string(strategy_name(spec->family, spec->tier)) +
-                               ") failed: " + strerror(err) + "\n" + recent_libbpf_messages());
+      throw StrategyFailure(
+          failing_family(cfg, *spec), spec->tier,
+          "attaching " + std::string(bpf_program__section_name(prog)) + " failed: " + error_text(err));
     }
     links_.emplace_back(link);
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,15 @@ struct LossCounters {
   uint64_t map_full = 0;
 };
 
+// A program of one family failed to load or attach: the caller may retry
+// with that family on its next tier.
+class StrategyFailure : public std::runtime_error {
+ public:
+  StrategyFailure(Family f, Tier t, const std::string& what) : std::runtime_error(what), family(f), tier(t) {}
+  Family family;
+  Tier tier;
+};
+
 // Collects libbpf's messages; verbose prints them as they come.
 void install_libbpf_logger(bool verbose);
 // The last libbpf warnings and errors (for error messages).
@@ -39,7 +49,9 @@ std::string recent_libbpf_messages();
 
 class BpfProbes {
  public:
-  explicit BpfProbes(const LoaderConfig& cfg);  // throws std::runtime_error naming the failure
+  // Throws StrategyFailure when one family's programs fail to load or attach,
+  // std::runtime_error for anything else.
+  explicit BpfProbes(const LoaderConfig& cfg);
   ~BpfProbes();
   BpfProbes(const BpfProbes&) = delete;
   BpfProbes& operator=(const BpfProbes&) = delete;

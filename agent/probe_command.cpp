@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -31,8 +32,43 @@ Plan plan_strategies(const CommonOptions& common, bool require_all) {
   return plan;
 }
 
+std::unique_ptr<BpfProbes> load_plan(Plan& plan, LoaderConfig cfg, const CommonOptions& common) {
+  for (;;) {
+    for (const auto& c : plan.choices) cfg.tiers[c.family] = *c.tier;
+    try {
+      return std::make_unique<BpfProbes>(cfg);
+    } catch (const StrategyFailure& failure) {
+      auto& choice = *std::find_if(plan.choices.begin(), plan.choices.end(),
+                                   [&](const FamilyChoice& c) { return c.family == failure.family; });
+      std::string name =
+          std::string(family_name(failure.family)) + "=" + std::string(strategy_name(failure.family, failure.tier));
+      if (common.forced.contains(failure.family))
+        throw std::runtime_error("--strategy " + name + " cannot run on this kernel: " + failure.what());
+      choice.rejected.push_back({failure.tier, failure.what()});
+      choice.tier.reset();
+      for (Tier t : all_tiers) {
+        if (t <= failure.tier || strategy_unavailable(failure.family, t, plan.features)) continue;
+        choice.tier = t;
+        break;
+      }
+      if (!choice.tier) throw std::runtime_error("no working strategy for " + name + ": " + failure.what());
+      std::fprintf(stderr, "connscope: %s failed (%s); using %s\n", name.c_str(), failure.what(),
+                   std::string(strategy_name(failure.family, *choice.tier)).c_str());
+    }
+  }
+}
+
 int run_probe(const CommonOptions& common, bool json) {
   Plan plan = plan_strategies(common, false);
+  // Probe for real: load and attach what was chosen, demoting what fails.
+  bool all_chosen = std::all_of(plan.choices.begin(), plan.choices.end(), [](const auto& c) { return c.tier; });
+  if (all_chosen) {
+    LoaderConfig cfg;
+    cfg.btf_path = common.btf_path;
+    cfg.cgroup2_path = plan.features.cgroup2_path;
+    cfg.ringbuf_bytes = 1u << 16;
+    load_plan(plan, cfg, common);
+  }
   bool all_ok = true;
   if (json) {
     nlohmann::json families = nlohmann::json::array();

@@ -177,13 +177,14 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   Plan plan = plan_strategies(common, true);
 
   LoaderConfig cfg;
-  for (const auto& c : plan.choices) cfg.tiers[c.family] = *c.tier;
   cfg.filter = opts.filter;
   cfg.ringbuf_bytes = opts.ringbuf_bytes;
   cfg.btf_path = common.btf_path;
   cfg.cgroup2_path = plan.features.cgroup2_path;
   cfg.all_states = opts.all_states;
-  BpfProbes probes(cfg);
+  std::unique_ptr<BpfProbes> loaded = load_plan(plan, cfg, common);
+  BpfProbes& probes = *loaded;
+  for (const auto& c : plan.choices) cfg.tiers[c.family] = *c.tier;
 
   EventSink sink(out.get(), opts.json);
   std::unique_ptr<ring_buffer, RingBufferDeleter> rb(
