@@ -212,6 +212,8 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
     if (n < 0 && n != -EINTR) throw std::runtime_error("ring buffer poll failed: " + std::string(strerror(-n)));
     if (poller)
       for (const auto& e : poller->take()) sink.event(Event{e});
+    // One write per batch: readers see events within a poll, not a second.
+    if (n > 0) sink.flush();
     uint64_t now = monotonic_ns();
     if (now >= next_loss_check) {
       next_loss_check = now + 1000000000ull;

@@ -1,0 +1,260 @@
+#include "traffic.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "child.hpp"
+#include "sockets.hpp"
+
+namespace itest {
+
+namespace {
+
+ClientFacts facts_from(const Child& c, const json& m) {
+  ClientFacts f;
+  f.pid = c.pid();
+  f.comm = c.comm();
+  f.tid = m.value("tid", 0);
+  f.sport = m.value("sport", uint16_t{0});
+  f.err = m.value("err", 0);
+  f.seconds = m.value("seconds", 0.0);
+  return f;
+}
+
+pid_t gettid_() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A server child: listen, report the port, then run `after_listen`.
+std::unique_ptr<Child> start_server(const Topology& t, int af, uint16_t port, int backlog,
+                                    std::function<void(Channel&, int listen_fd)> after_listen) {
+  Endpoint ep{af, t.server_addr(af), port};
+  auto c = std::make_unique<Child>(kServerComm, t.server.fd(), [ep, backlog, after_listen](Channel& ch) {
+    Fd l = tcp_listen(ep, backlog);
+    ch.send({{"listening", local_port(l.get())}});
+    after_listen(ch, l.get());
+  });
+  c->recv(ms(5000), "server listening");
+  return c;
+}
+
+}  // namespace
+
+ConnectFacts drive_connect_close(const Topology& t, int af, uint16_t port, int backlog) {
+  ConnectFacts f;
+  auto server = start_server(t, af, port, backlog, [](Channel& ch, int lfd) {
+    Fd a = accept_for(lfd, scaled(ms(10000)));
+    if (a.get() < 0) throw std::runtime_error("server: no connection to accept within the bound");
+    ch.send({{"accepted", true}, {"peer_port", [&] {
+                                    sockaddr_storage ss{};
+                                    socklen_t len = sizeof ss;
+                                    getpeername(a.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+                                    return ss.ss_family == AF_INET
+                                               ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                                               : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+                                  }()}});
+    // The client closes first; close after its FIN.
+    if (drain_until_eof(a.get(), scaled(ms(10000))) < 0) throw std::runtime_error("server: no EOF from the client");
+    a.reset();
+    ch.send({{"closed", true}});
+  });
+  f.server_pid = server->pid();
+  f.listen_port = port;
+
+  Endpoint dst{af, t.server_addr(af), port};
+  Child client(kClientComm, t.client.fd(), [dst](Channel& ch) {
+    // Connect from a second thread (it inherits the comm) so that the
+    // records' pid (tgid) and tid differ.
+    Fd s;
+    json connected;
+    std::string error;
+    std::thread th([&] {
+      try {
+        s = tcp_socket(dst.af);
+        auto t0 = Clock::now();
+        int err = connect_blocking(s.get(), dst, scaled(ms(5000)));
+        if (err) throw std::runtime_error("client: connect: " + errno_str(err));
+        connected = {{"connected", true}, {"tid", gettid_()}, {"sport", local_port(s.get())}, {"seconds", since(t0)}};
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    });
+    th.join();
+    if (!error.empty()) throw std::runtime_error(error);
+    ch.send(connected);
+    auto cmd = ch.recv(scaled(ms(10000)));
+    if (!cmd || !cmd->contains("close")) throw std::runtime_error("client: no close command");
+    s.reset();  // plain close, no SO_LINGER: the client closes first
+    ch.send({{"closed", true}});
+  });
+  f.client = facts_from(client, client.recv(ms(10000), "client connected"));
+  f.accepted_peer_port = server->recv(ms(10000), "server accepted").value("peer_port", uint16_t{0});
+  client.send({{"close", true}});
+  client.recv(ms(5000), "client closed");
+  server->recv(ms(10000), "server closed after the client's FIN");
+  client.wait_exit(ms(5000));
+  server->wait_exit(ms(5000));
+  return f;
+}
+
+ClientFacts drive_failing_connect(const Topology& t, int af, uint16_t port, ms connect_timeout) {
+  Endpoint dst{af, t.server_addr(af), port};
+  ms bound = scaled(connect_timeout);
+  Child client(kClientComm, t.client.fd(), [dst, bound](Channel& ch) {
+    Fd s = tcp_socket(dst.af);
+    auto t0 = Clock::now();
+    int err = connect_blocking(s.get(), dst, bound);
+    double secs = since(t0);
+    ch.send({{"err", err}, {"tid", gettid_()}, {"sport", local_port(s.get())}, {"seconds", secs}});
+  });
+  ClientFacts f = facts_from(client, client.recv(connect_timeout + ms(5000), "client connect result"));
+  client.wait_exit(ms(5000));
+  return f;
+}
+
+RetransmitFacts drive_data_retransmit(const Topology& t, int af, uint16_t port,
+                                      const std::function<void(const RetransmitFacts&)>& while_dropping) {
+  RetransmitFacts f;
+  auto server = start_server(t, af, port, 8, [](Channel& ch, int lfd) {
+    Fd a = accept_for(lfd, scaled(ms(10000)));
+    if (a.get() < 0) throw std::runtime_error("server: no connection to accept within the bound");
+    ch.send({{"accepted", true}});
+    // Hold the connection until the test kills us.
+    ch.recv(scaled(ms(60000)));
+  });
+  Endpoint dst{af, t.server_addr(af), port};
+  Child client(kClientComm, t.client.fd(), [dst](Channel& ch) {
+    Fd s = tcp_socket(dst.af);
+    int err = connect_blocking(s.get(), dst, scaled(ms(5000)));
+    if (err) throw std::runtime_error("client: connect: " + errno_str(err));
+    ch.send({{"connected", true}, {"tid", gettid_()}, {"sport", local_port(s.get())}});
+    auto cmd = ch.recv(scaled(ms(20000)));
+    if (!cmd || !cmd->contains("write")) throw std::runtime_error("client: no write command");
+    send_all(s.get(), std::string(1000, 'x'));
+    ch.send({{"written", 1000}});
+    ch.recv(scaled(ms(60000)));  // hold the socket until killed
+  });
+  f.client = facts_from(client, client.recv(ms(10000), "client connected"));
+  server->recv(ms(10000), "server accepted");
+  {
+    NftDrop drop(t.server, port);
+    client.send({{"write", true}});
+    client.recv(ms(5000), "client wrote");
+    progress("data written, nft dropping");
+    while_dropping(f);
+    f.dropped_packets = drop.dropped_packets();
+  }
+  return f;  // the helpers are killed; the namespaces go with the topology
+}
+
+ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, int max_attempts) {
+  ExhaustionFacts f;
+  auto server = start_server(t, af, port, 64, [](Channel&, int lfd) {
+    // Serve connections one by one until killed: greet, wait for the
+    // client's FIN, then close (so the client is the active closer and its
+    // port stays in TIME_WAIT).
+    for (;;) {
+      Fd a = accept_for(lfd, scaled(ms(30000)));
+      if (a.get() < 0) return;
+      send_all(a.get(), "x");
+      drain_until_eof(a.get(), scaled(ms(5000)));
+    }
+  });
+  Endpoint dst{af, t.server_addr(af), port};
+  Child client(kClientComm, t.client.fd(), [dst, max_attempts](Channel& ch) {
+    json ports = json::array();
+    int err = 0, attempts = 0;
+    while (attempts < max_attempts) {
+      attempts++;
+      Fd s = tcp_socket(dst.af);
+      err = connect_blocking(s.get(), dst, scaled(ms(5000)));
+      if (err == EADDRNOTAVAIL) break;
+      if (err) throw std::runtime_error("client: connect attempt " + std::to_string(attempts) + ": " + errno_str(err));
+      // Wait for the greeting: the server accepted this connection.
+      if (!wait_readable(s.get(), scaled(ms(5000)))) throw std::runtime_error("client: no greeting from the server");
+      char b;
+      if (read(s.get(), &b, 1) != 1) throw std::runtime_error("client: short greeting");
+      const uint16_t p = local_port(s.get());
+      ports.push_back(p);
+      s.reset();  // plain close: TIME_WAIT on this side
+      // Wait (bounded) until the port really is in TIME_WAIT, so that the
+      // range ends up all TIME_WAIT (and the time_wait transition happened
+      // before the test looks for it), however slow the machine.
+      const bool tw = wait_until([&] { return tcp_states_of_local_port(dst.af, p) == std::vector<int>{6}; },
+                                 scaled(ms(5000)), ms(2));
+      if (!tw) {
+        std::string st;
+        for (int x : tcp_states_of_local_port(dst.af, p)) st += std::to_string(x) + " ";
+        throw std::runtime_error("client: port " + std::to_string(p) + " did not reach TIME_WAIT; TCP states: " + st);
+      }
+    }
+    ch.send({{"ports", ports}, {"attempts", attempts}, {"err", err}});
+  });
+  json r = client.recv(ms(30000), "client connect loop result");
+  client.wait_exit(ms(5000));
+  f.pid = client.pid();
+  f.comm = client.comm();
+  f.attempts = r["attempts"].get<int>();
+  f.final_err = r["err"].get<int>();
+  for (const auto& p : r["ports"]) f.ports.push_back(p.get<uint16_t>());
+  return f;
+}
+
+OverflowFacts drive_accept_overflow(const Topology& t, int af, uint16_t port, int backlog, int nclients,
+                                    const std::function<void(const OverflowFacts&)>& while_overflowing) {
+  OverflowFacts f;
+  f.listen_overflows_before = t.server.netstat_counter("TcpExt", "ListenOverflows");
+  auto server = start_server(t, af, port, backlog, [](Channel& ch, int) {
+    ch.recv(scaled(ms(60000)));  // never accept; hold the listener until killed
+  });
+  Endpoint dst{af, t.server_addr(af), port};
+  // First fill the accept queue (it holds backlog + 1 connections), one
+  // connection at a time so that the SYN queue never looks flooded (that
+  // would answer with syncookies and drop the final ACKs instead of the
+  // SYNs); then the remaining SYNs arrive at a full queue: the listener
+  // drops them (ListenOverflows) and the clients retransmit them.
+  const int fill = backlog + 1;
+  Child client(kClientComm, t.client.fd(), [dst, nclients, fill](Channel& ch) {
+    std::vector<Fd> socks;
+    json queued = json::array(), dropped = json::array();
+    for (int i = 0; i < nclients; i++) {
+      Fd s = tcp_socket(dst.af, true);
+      int err = connect_nonblocking(s.get(), dst);
+      if (err != EINPROGRESS && err != 0)
+        throw std::runtime_error("client: non-blocking connect " + std::to_string(i) + ": " + errno_str(err));
+      if (i < fill) {
+        err = finish_connect(s.get(), scaled(ms(5000)));
+        if (err)
+          throw std::runtime_error("client: connection " + std::to_string(i) +
+                                   " to fill the accept queue: " + errno_str(err));
+        queued.push_back(local_port(s.get()));
+        // Let the server take the final ACK into its accept queue before
+        // the next SYN arrives.
+        std::this_thread::sleep_for(ms(20));
+      } else {
+        dropped.push_back(local_port(s.get()));
+      }
+      socks.push_back(std::move(s));
+    }
+    ch.send({{"queued", queued}, {"dropped", dropped}});
+    ch.recv(scaled(ms(60000)));  // keep retrying SYNs until killed
+  });
+  json r = client.recv(ms(10000), "client connects started");
+  f.client_pid = client.pid();
+  for (const auto& p : r["queued"]) f.queued_ports.push_back(p.get<uint16_t>());
+  for (const auto& p : r["dropped"]) f.dropped_ports.push_back(p.get<uint16_t>());
+  progress("accept queue full, SYNs dropped");
+  while_overflowing(f);
+  f.listen_overflows_after = t.server.netstat_counter("TcpExt", "ListenOverflows");
+  f.client_syn_retrans = t.client.netstat_counter("TcpExt", "TCPSynRetrans");
+  return f;
+}
+
+}  // namespace itest
