@@ -48,7 +48,8 @@ const std::set<std::string>& families_refusing(const std::string& tier) {
   std::set<std::string> refusing;
   CmdResult r = run_agent({"probe", "--json"}, ms(60000));
   if (!r.ok()) throw std::runtime_error("connscope probe --json failed: " + r.err);
-  for (const auto& fam : nlohmann::json::parse(r.out).at("families"))
+  const nlohmann::json probe = nlohmann::json::parse(r.out);  // a named object: the loop borrows from it
+  for (const auto& fam : probe.at("families"))
     for (const auto& rej : fam.at("rejected"))
       if (rej.value("tier", "") == tier) refusing.insert(fam.at("family").get<std::string>());
   return cache.emplace(tier, refusing).first->second;
