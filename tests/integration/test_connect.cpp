@@ -113,6 +113,19 @@ void connect_success(int af) {
   }
 }
 
+// The one SYN_SENT -> CLOSE record of a failed connect, with its socket error.
+void check_connect_failed(const Records& R, const Match& m_failed, const FlowExpect& flow, const ClientFacts& f,
+                          int err, const char* err_name) {
+  if (auto r = exactly_one(R, m_failed, "state connect_failed")) {
+    check_flow(*r, flow);
+    check_task(*r, f.pid, f.tid, kClientComm);
+    CHECK_FIELD(*r, "oldstate", "SYN_SENT");
+    CHECK_FIELD(*r, "newstate", "CLOSE");
+    CHECK_FIELD(*r, "errno", err);
+    CHECK_FIELD(*r, "error", err_name);
+  }
+}
+
 // 2. Nobody listens: the server answers the SYN with a RST.
 void connect_refused(int af) {
   constexpr uint16_t kPort = 8081;
@@ -134,14 +147,7 @@ void connect_refused(int af) {
   const Records& R = agent.records();
   const FlowExpect flow{af, t.client_addr(af), t.server_addr(af), f.sport, kPort, C};
 
-  if (auto r = exactly_one(R, m_failed, "state connect_failed")) {
-    check_flow(*r, flow);
-    check_task(*r, f.pid, f.tid, kClientComm);
-    CHECK_FIELD(*r, "oldstate", "SYN_SENT");
-    CHECK_FIELD(*r, "newstate", "CLOSE");
-    CHECK_FIELD(*r, "errno", ECONNREFUSED);
-    CHECK_FIELD(*r, "error", "ECONNREFUSED");
-  }
+  check_connect_failed(R, m_failed, flow, f, ECONNREFUSED, "ECONNREFUSED");
   // The SYN was sent: the synchronous part of connect succeeded, whatever
   // connect() later returned.
   if (auto r = exactly_one(R, m_connect, "connect")) {
@@ -183,14 +189,7 @@ void connect_timeout(int af) {
   const Records& R = agent.records();
   const FlowExpect flow{af, t.client_addr(af), t.server_addr(af), f.sport, kPort, C};
 
-  if (auto r = exactly_one(R, m_failed, "state connect_failed")) {
-    check_flow(*r, flow);
-    check_task(*r, f.pid, f.tid, kClientComm);
-    CHECK_FIELD(*r, "oldstate", "SYN_SENT");
-    CHECK_FIELD(*r, "newstate", "CLOSE");
-    CHECK_FIELD(*r, "errno", ETIMEDOUT);
-    CHECK_FIELD(*r, "error", "ETIMEDOUT");
-  }
+  check_connect_failed(R, m_failed, flow, f, ETIMEDOUT, "ETIMEDOUT");
   auto retrans = at_least_one(R, m_retrans, "retransmit (SYN)");
   for (const auto& r : retrans) {
     check_flow(r, flow);

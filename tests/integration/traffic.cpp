@@ -192,7 +192,10 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
       if (!tw) {
         std::string st;
         for (int x : tcp_states_of_local_port(dst.af, p)) st += std::to_string(x) + " ";
-        throw std::runtime_error("client: port " + std::to_string(p) + " did not reach TIME_WAIT; TCP states: " + st);
+        const char* table = dst.af == AF_INET6 ? "/proc/thread-self/net/tcp6" : "/proc/thread-self/net/tcp";
+        throw std::runtime_error("client: port " + std::to_string(p) + " did not reach TIME_WAIT; TCP states: [" + st +
+                                 "]; " + table + ":\n" +
+                                 read_file(table).value_or("(unreadable: " + errno_str(errno) + ")"));
       }
     }
     ch.send({{"ports", ports}, {"attempts", attempts}, {"err", err}});
