@@ -63,6 +63,16 @@ static __always_inline void handle_state(const struct sock *sk, int oldstate, in
 	__s32 err = 0;
 	bool emit = cs_cfg.all_states, forget = false;
 
+	/* Most transitions (ESTABLISHED->FIN_WAIT1, ->CLOSE_WAIT, ->LAST_ACK,
+	 * listener set-up) neither start nor end anything we report: leave
+	 * before any read or map operation. */
+	bool starts = (oldstate == CS_TCP_CLOSE && newstate == CS_TCP_SYN_SENT) ||
+		      (oldstate == CS_TCP_LISTEN && newstate == CS_TCP_SYN_RECV);
+	bool ends = newstate == CS_TCP_ESTABLISHED ||
+		    (newstate == CS_TCP_CLOSE && oldstate != CS_TCP_LISTEN && oldstate != CS_TCP_CLOSE);
+
+	if (!starts && !ends && !cs_cfg.all_states)
+		return;
 	if (!is_tcp_sock(sk))
 		return;
 

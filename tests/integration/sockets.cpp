@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <sstream>
 #include <stdexcept>
@@ -114,8 +115,15 @@ std::string local_ip(int fd) {
 }
 
 bool wait_readable(int fd, ms timeout) {
-  pollfd p{fd, POLLIN, 0};
-  return poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+  // A signal must not pass for a timeout: retry with the time that is left.
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<ms>(deadline - Clock::now());
+    pollfd p{fd, POLLIN, 0};
+    const int n = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+    if (n > 0) return true;
+    if (n == 0 || errno != EINTR || left.count() <= 0) return false;
+  }
 }
 
 Fd accept_for(int listen_fd, ms timeout) {

@@ -164,7 +164,9 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
       Fd a = accept_for(lfd, scaled(ms(30000)));
       if (a.get() < 0) return;
       send_all(a.get(), "x");
-      drain_until_eof(a.get(), scaled(ms(5000)));
+      // A bound, not a wait: closing before the client's FIN would make the
+      // client the passive closer, and its port would skip TIME_WAIT.
+      drain_until_eof(a.get(), scaled(ms(30000)));
     }
   });
   Endpoint dst{af, t.server_addr(af), port};
