@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -125,6 +126,7 @@ int dump_listeners_family(int fd, uint8_t family, uint32_t seq, std::vector<List
   msg.req.sdiag_family = family;
   msg.req.sdiag_protocol = IPPROTO_TCP;
   msg.req.idiag_states = 1u << TCP_LISTEN;
+  msg.req.idiag_ext = 1u << (INET_DIAG_SKMEMINFO - 1);  // per-listener drop counter
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
@@ -213,14 +215,36 @@ std::optional<NetstatCounters> parse_netstat(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+bool same_listener(const ListenerInfo& a, const ListenerInfo& b) {
+  return a.family == b.family && a.port == b.port && a.addr == b.addr;
+}
+
+cs_accept_queue_event listener_record(const cs_accept_queue_event& base, uint8_t kind, const ListenerInfo* l) {
+  cs_accept_queue_event rec = base;
+  rec.kind = kind;
+  if (l) {
+    rec.flow.family = l->family;
+    std::memcpy(rec.flow.saddr, l->addr.data(), sizeof rec.flow.saddr);
+    rec.flow.sport = l->port;
+    rec.backlog = l->queue_len;
+    rec.max_backlog = l->max_backlog;
+  }
+  return rec;
+}
+
+}  // namespace
+
 std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const NetstatCounters& prev,
                                                           const NetstatCounters& cur,
-                                                          const std::vector<ListenerInfo>& listeners, uint64_t ts_ns) {
+                                                          const std::vector<ListenerInfo>& listeners, uint64_t ts_ns,
+                                                          const std::vector<ListenerInfo>* prev_listeners) {
   std::vector<cs_accept_queue_event> out;
   if (cur.listen_overflows < prev.listen_overflows || cur.listen_drops < prev.listen_drops) return out;
-  const uint64_t overflows = cur.listen_overflows - prev.listen_overflows;
+  uint64_t overflows = cur.listen_overflows - prev.listen_overflows;
   const uint64_t drops = cur.listen_drops - prev.listen_drops;
-  const uint64_t other_drops = drops > overflows ? drops - overflows : 0;
+  uint64_t other_drops = drops > overflows ? drops - overflows : 0;
 
   cs_accept_queue_event base{};
   base.h.type = CS_EV_ACCEPT_QUEUE;
@@ -229,33 +253,41 @@ std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const 
   base.h.ts_ns = ts_ns;
   base.flow.netns = netns;
 
+  // Exact first: a listener's own drop counter (sk_drops) grows with every
+  // tcp_listendrop() on it, overflows included. Overflows go to listeners
+  // whose counter grew, up to that growth; other drops take what is left.
+  if (prev_listeners && (overflows > 0 || other_drops > 0)) {
+    for (const ListenerInfo& l : listeners) {
+      if (!l.has_drops) continue;
+      auto was = std::find_if(prev_listeners->begin(), prev_listeners->end(),
+                              [&](const ListenerInfo& p) { return p.has_drops && same_listener(p, l); });
+      if (was == prev_listeners->end() || l.drops <= was->drops) continue;
+      uint64_t grown = l.drops - was->drops;
+      const uint64_t o = std::min(grown, overflows);
+      push_counted(&out, listener_record(base, CS_AQ_OVERFLOW, &l), o);
+      overflows -= o;
+      grown -= o;
+      const uint64_t d = std::min(grown, other_drops);
+      push_counted(&out, listener_record(base, CS_AQ_DROP, &l), d);
+      other_drops -= d;
+    }
+  }
+
+  // What the counters could not place: blame the listeners that are full now.
   if (overflows > 0) {
     std::vector<const ListenerInfo*> full;
     for (const ListenerInfo& l : listeners)
       if (listener_is_full(l)) full.push_back(&l);
-    cs_accept_queue_event rec = base;
-    rec.kind = CS_AQ_OVERFLOW;
     if (full.empty()) {
-      push_counted(&out, rec, overflows);
+      push_counted(&out, listener_record(base, CS_AQ_OVERFLOW, nullptr), overflows);
     } else {
       const uint64_t share = overflows / full.size();
       const uint64_t remainder = overflows % full.size();
-      for (size_t i = 0; i < full.size(); ++i) {
-        const ListenerInfo& l = *full[i];
-        rec.flow.family = l.family;
-        std::memcpy(rec.flow.saddr, l.addr.data(), sizeof rec.flow.saddr);
-        rec.flow.sport = l.port;
-        rec.backlog = l.queue_len;
-        rec.max_backlog = l.max_backlog;
-        push_counted(&out, rec, share + (i < remainder ? 1 : 0));
-      }
+      for (size_t i = 0; i < full.size(); ++i)
+        push_counted(&out, listener_record(base, CS_AQ_OVERFLOW, full[i]), share + (i < remainder ? 1 : 0));
     }
   }
-  if (other_drops > 0) {
-    cs_accept_queue_event rec = base;
-    rec.kind = CS_AQ_DROP;
-    push_counted(&out, rec, other_drops);
-  }
+  if (other_drops > 0) push_counted(&out, listener_record(base, CS_AQ_DROP, nullptr), other_drops);
   return out;
 }
 
@@ -283,6 +315,19 @@ int parse_sock_diag_listeners(std::span<const uint8_t> buf, std::vector<Listener
         l.port = ntohs(m.id.idiag_sport);
         l.queue_len = m.idiag_rqueue;
         l.max_backlog = m.idiag_wqueue;
+        // Attributes follow the message: INET_DIAG_SKMEMINFO is u32[SK_MEMINFO_VARS].
+        size_t at = off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof m);
+        const size_t end = off + h.nlmsg_len;
+        while (at + sizeof(rtattr) <= end) {
+          rtattr a;
+          std::memcpy(&a, buf.data() + at, sizeof a);
+          if (a.rta_len < sizeof a || a.rta_len > end - at) break;
+          if (a.rta_type == INET_DIAG_SKMEMINFO && a.rta_len >= RTA_LENGTH((SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))) {
+            std::memcpy(&l.drops, buf.data() + at + RTA_LENGTH(SK_MEMINFO_DROPS * sizeof(uint32_t)), sizeof l.drops);
+            l.has_drops = true;
+          }
+          at += RTA_ALIGN(a.rta_len);
+        }
         out->push_back(l);
       }
     }
@@ -366,11 +411,11 @@ bool ListenerPoller::poll_impl(std::string* error) {
 
   namespaces_seen_ = samples.size();
   for (const Sample& s : samples) {
-    auto [it, first_sighting] = baseline_.try_emplace(s.netns, s.counters);
+    auto [it, first_sighting] = baseline_.try_emplace(s.netns, Baseline{s.counters, s.listeners});
     if (first_sighting) continue;
     std::vector<cs_accept_queue_event> records =
-        attribute_listen_drops(s.netns, it->second, s.counters, s.listeners, s.ts_ns);
-    it->second = s.counters;  // before emitting: a throwing emit_ must not cause a recount
+        attribute_listen_drops(s.netns, it->second.counters, s.counters, s.listeners, s.ts_ns, &it->second.listeners);
+    it->second = Baseline{s.counters, s.listeners};  // before emitting: a throwing emit_ must not cause a recount
     for (const cs_accept_queue_event& rec : records) emit_(rec);
   }
   return true;

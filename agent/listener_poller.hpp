@@ -43,6 +43,8 @@ struct ListenerInfo {
   uint16_t port;                 // host order
   uint32_t queue_len;            // idiag_rqueue = sk_ack_backlog
   uint32_t max_backlog;          // idiag_wqueue = sk_max_ack_backlog
+  uint32_t drops = 0;            // SK_MEMINFO_DROPS (sk_drops): bumped by every tcp_listendrop()
+  bool has_drops = false;        // the dump carried INET_DIAG_SKMEMINFO
 };
 
 // The kernel's sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog.
@@ -60,7 +62,8 @@ inline bool listener_is_full(const ListenerInfo& l) { return l.queue_len > l.max
 //  - Nothing when either counter went backwards (reset / netns inode reuse).
 std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const NetstatCounters& prev,
                                                           const NetstatCounters& cur,
-                                                          const std::vector<ListenerInfo>& listeners, uint64_t ts_ns);
+                                                          const std::vector<ListenerInfo>& listeners, uint64_t ts_ns,
+                                                          const std::vector<ListenerInfo>* prev_listeners = nullptr);
 
 // Parses one recv() buffer of a NETLINK_SOCK_DIAG inet_diag dump, appending
 // the sockets of TCP LISTEN state to *out. Returns 1 when the buffer holds
@@ -93,7 +96,11 @@ class ListenerPoller {
 
   Emit emit_;
   uint32_t netns_filter_;
-  std::unordered_map<uint32_t, NetstatCounters> baseline_;  // by netns inode
+  struct Baseline {
+    NetstatCounters counters;
+    std::vector<ListenerInfo> listeners;
+  };
+  std::unordered_map<uint32_t, Baseline> baseline_;  // by netns inode
   uint64_t namespaces_seen_ = 0;
 };
 

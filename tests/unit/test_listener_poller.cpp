@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
 
@@ -259,4 +260,68 @@ TEST_CASE("parse_sock_diag_listeners rejects malformed buffers and reports error
   CHECK(parse_sock_diag_listeners(error_msg, &out) == -EACCES);
 
   CHECK(parse_sock_diag_listeners({}, &out) == 0);
+}
+
+TEST_CASE("parse_sock_diag_listeners reads the listener's drop counter from INET_DIAG_SKMEMINFO") {
+  // inet_diag_msg followed by one rtattr holding u32[SK_MEMINFO_VARS].
+  auto m = diag(AF_INET, TCP_LISTEN, "10.1.2.3", 8080, 2, 1);
+  std::vector<uint8_t> payload(NLMSG_ALIGN(sizeof m) + RTA_SPACE(SK_MEMINFO_VARS * sizeof(uint32_t)), 0);
+  std::memcpy(payload.data(), &m, sizeof m);
+  rtattr a{};
+  a.rta_len = static_cast<unsigned short>(RTA_LENGTH(SK_MEMINFO_VARS * sizeof(uint32_t)));
+  a.rta_type = INET_DIAG_SKMEMINFO;
+  std::memcpy(payload.data() + NLMSG_ALIGN(sizeof m), &a, sizeof a);
+  const uint32_t drops = 17;
+  std::memcpy(payload.data() + NLMSG_ALIGN(sizeof m) + RTA_LENGTH(SK_MEMINFO_DROPS * sizeof(uint32_t)), &drops,
+              sizeof drops);
+  std::vector<uint8_t> buf;
+  append_msg(&buf, SOCK_DIAG_BY_FAMILY, payload.data(), payload.size());
+  std::vector<ListenerInfo> out;
+  CHECK(parse_sock_diag_listeners(buf, &out) == 0);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].has_drops);
+  CHECK(out[0].drops == 17);
+
+  // Without the attribute the counter is marked absent.
+  std::vector<uint8_t> plain;
+  append_msg(&plain, SOCK_DIAG_BY_FAMILY, &m, sizeof m);
+  out.clear();
+  CHECK(parse_sock_diag_listeners(plain, &out) == 0);
+  REQUIRE(out.size() == 1);
+  CHECK_FALSE(out[0].has_drops);
+}
+
+TEST_CASE("overflows go to the listener whose own drop counter grew, even when it is no longer full") {
+  auto with_drops = [](ListenerInfo l, uint32_t drops) {
+    l.drops = drops;
+    l.has_drops = true;
+    return l;
+  };
+  // 8080 overflowed 5 times and drained since; 9090 is full but dropped nothing.
+  std::vector<ListenerInfo> before = {with_drops(listener_v4("10.0.0.1", 8080, 2, 1), 10),
+                                      with_drops(listener_v4("10.0.0.1", 9090, 2, 1), 3)};
+  std::vector<ListenerInfo> now = {with_drops(listener_v4("10.0.0.1", 8080, 0, 1), 15),
+                                   with_drops(listener_v4("10.0.0.1", 9090, 2, 1), 3)};
+  auto recs = attribute_listen_drops(kNetns, {100, 100}, {105, 105}, now, kTs, &before);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].kind == CS_AQ_OVERFLOW);
+  CHECK(recs[0].flow.sport == 8080);
+  CHECK(recs[0].count == 5);
+  CHECK(recs[0].flow.netns == kNetns);
+
+  // A counter that grew less than the delta: the rest falls back to the full listener.
+  now[0].drops = 12;
+  recs = attribute_listen_drops(kNetns, {100, 100}, {105, 105}, now, kTs, &before);
+  CHECK(total(recs, CS_AQ_OVERFLOW) == 5);
+  uint64_t on_8080 = 0, on_9090 = 0;
+  for (const auto& r : recs) (r.flow.sport == 8080 ? on_8080 : on_9090) += r.count;
+  CHECK(on_8080 == 2);
+  CHECK(on_9090 == 3);
+
+  // Drops beyond overflows are placed on the listener whose counter has room left.
+  now[0].drops = 20;
+  recs = attribute_listen_drops(kNetns, {100, 100}, {105, 108}, now, kTs, &before);
+  CHECK(total(recs, CS_AQ_OVERFLOW) == 5);
+  CHECK(total(recs, CS_AQ_DROP) == 3);
+  for (const auto& r : recs) CHECK(r.flow.sport == 8080);
 }
