@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -171,7 +172,7 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
   });
   Endpoint dst{af, t.server_addr(af), port};
   Child client(kClientComm, t.client.fd(), [dst, max_attempts](Channel& ch) {
-    json ports = json::array();
+    json ports = json::array(), tw_ports = json::array(), no_tw_ports = json::array();
     int err = 0, attempts = 0;
     while (attempts < max_attempts) {
       attempts++;
@@ -191,16 +192,15 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
       // before the test looks for it), however slow the machine.
       const bool tw = wait_until([&] { return tcp_states_of_local_port(dst.af, p) == std::vector<int>{6}; },
                                  scaled(ms(5000)), ms(2));
+      (tw ? tw_ports : no_tw_ports).push_back(p);
       if (!tw) {
-        std::string st;
-        for (int x : tcp_states_of_local_port(dst.af, p)) st += std::to_string(x) + " ";
         const char* table = dst.af == AF_INET6 ? "/proc/thread-self/net/tcp6" : "/proc/thread-self/net/tcp";
-        throw std::runtime_error("client: port " + std::to_string(p) + " did not reach TIME_WAIT; TCP states: [" + st +
-                                 "]; " + table + ":\n" +
-                                 read_file(table).value_or("(unreadable: " + errno_str(errno) + ")"));
+        std::fprintf(stderr, "connscope-itest: note: port %u was not seen in TIME_WAIT within 5 s; %s:\n%s\n", p, table,
+                     read_file(table).value_or("(unreadable)").c_str());
       }
     }
-    ch.send({{"ports", ports}, {"attempts", attempts}, {"err", err}});
+    ch.send(
+        {{"ports", ports}, {"tw_ports", tw_ports}, {"no_tw_ports", no_tw_ports}, {"attempts", attempts}, {"err", err}});
   });
   json r = client.recv(ms(30000), "client connect loop result");
   client.wait_exit(ms(5000));
@@ -209,6 +209,8 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
   f.attempts = r["attempts"].get<int>();
   f.final_err = r["err"].get<int>();
   for (const auto& p : r["ports"]) f.ports.push_back(p.get<uint16_t>());
+  for (const auto& p : r["tw_ports"]) f.tw_ports.insert(p.get<uint16_t>());
+  for (const auto& p : r["no_tw_ports"]) f.no_tw_ports.push_back(p.get<uint16_t>());
   return f;
 }
 
