@@ -82,9 +82,7 @@ void probe_kprobes(KernelFeatures& k) {
     return;
   }
   k.kprobes = true;
-  const std::set<std::string> wanted = {"tcp_v4_connect",      "tcp_v6_connect",   "inet_hash_connect",
-                                        "inet6_hash_connect",  "tcp_conn_request", "tcp_v4_syn_recv_sock",
-                                        "tcp_v6_syn_recv_sock"};
+  const std::set<std::string> wanted = hooked_kernel_functions();
   std::ifstream in("/proc/kallsyms");
   std::string addr, type, name;
   while (in >> addr >> type >> name) {
@@ -153,12 +151,13 @@ KernelFeatures probe_kernel(const std::string& btf_path) {
                   "; pass --btf PATH to a BTF file for this kernel (e.g. from BTFHub)";
   } else {
     k.btf = true;
+    const std::set<std::string> wanted = hooked_kernel_functions();
     for (unsigned id = 1; id < btf__type_cnt(vmlinux); id++) {
       const btf_type* t = btf__type_by_id(vmlinux, id);
       const char* name = btf__name_by_offset(vmlinux, t->name_off);
       if (!name || !*name) continue;
       if (btf_is_func(t)) {
-        k.btf_functions.insert(name);
+        if (wanted.contains(name)) k.btf_functions.insert(name);
       } else if (btf_is_typedef(t) && std::strncmp(name, "btf_trace_", 10) == 0) {
         k.btf_tracepoints.insert(name + 10);
       }

@@ -179,14 +179,13 @@ BpfProbes::BpfProbes(const LoaderConfig& cfg) {
       std::lock_guard lock(log_mu);
       failed = last_failed_prog;
     }
-    std::string detail = recent_libbpf_messages();
     if (const ProgSpec* spec = spec_named(failed))
       throw StrategyFailure(
           failing_family(cfg, *spec), spec->tier,
           "loading " +
               std::string(bpf_program__section_name(bpf_object__find_program_by_name(skel_->obj, spec->name))) +
               " failed: " + error_text(-err) + " (run with -v for the verifier log)");
-    throw std::runtime_error("loading the BPF programs failed: " + error_text(-err) + "\n" + detail);
+    throw std::runtime_error("loading the BPF programs failed: " + error_text(-err) + "\n" + recent_libbpf_messages());
   }
 
   for (const ProgSpec* spec : enabled) {

@@ -93,6 +93,13 @@ std::optional<Tier> parse_strategy(Family f, std::string_view name) {
   return std::nullopt;
 }
 
+std::set<std::string> hooked_kernel_functions() {
+  std::set<std::string> out;
+  for (Family f : all_families)
+    for (auto& fn : hooked_functions(f)) out.insert(std::move(fn));
+  return out;
+}
+
 std::vector<std::string> attach_points(Family f, Tier t) {
   std::vector<std::string> out;
   if (t == Tier::fallback) {

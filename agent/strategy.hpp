@@ -29,6 +29,8 @@ std::string_view tier_name(Tier t);
 std::string_view strategy_name(Family f, Tier t);
 // Accepts a family's strategy name or a tier alias (preferred, second, fallback).
 std::optional<Tier> parse_strategy(Family f, std::string_view name);
+// Every kernel function a fentry or kprobe strategy of any family hooks.
+std::set<std::string> hooked_kernel_functions();
 // Kernel functions / tracepoints a strategy attaches to, for `probe` output.
 std::vector<std::string> attach_points(Family f, Tier t);
 

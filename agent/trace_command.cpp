@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -184,7 +185,6 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   cfg.all_states = opts.all_states;
   std::unique_ptr<BpfProbes> loaded = load_plan(plan, cfg, common);
   BpfProbes& probes = *loaded;
-  for (const auto& c : plan.choices) cfg.tiers[c.family] = *c.tier;
 
   EventSink sink(out.get(), opts.json);
   std::unique_ptr<ring_buffer, RingBufferDeleter> rb(
@@ -192,8 +192,10 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   if (!rb) throw std::runtime_error("cannot open the ring buffer: " + std::string(strerror(errno)));
 
   std::unique_ptr<PollerThread> poller;
-  if (cfg.tiers[Family::accept_queue] == Tier::fallback)
-    poller = std::make_unique<PollerThread>(opts.filter.netns, opts.poll_interval_s);
+  const bool aq_fallback = std::any_of(plan.choices.begin(), plan.choices.end(), [](const FamilyChoice& c) {
+    return c.family == Family::accept_queue && c.tier == Tier::fallback;
+  });
+  if (aq_fallback) poller = std::make_unique<PollerThread>(opts.filter.netns, opts.poll_interval_s);
 
   struct sigaction sa {};
   sa.sa_handler = on_signal;
