@@ -427,6 +427,25 @@ TEST_CASE("index_of at and around every bound") {
   }
 }
 
+TEST_CASE("index_of on small and large custom layouts matches a linear search") {
+  std::mt19937_64 rng(5);
+  for (const size_t n : {size_t{1}, size_t{3}, size_t{32}, size_t{33}, size_t{200}}) {
+    std::vector<uint64_t> upper;
+    uint64_t b = 0;
+    for (size_t i = 0; i < n; ++i) upper.push_back(b += 1 + rng() % 1000);
+    const BucketLayout l = make_bucket_layout(upper, 1);
+    CHECK(l.size() == n + 1);
+    CHECK(l.labels.back() == format_prometheus_float(static_cast<double>(upper.back())));
+    for (int k = 0; k < 5000; ++k) {
+      const uint64_t v = rng() % (b + 100);
+      size_t want = 0;
+      while (want < n && v > upper[want]) ++want;
+      INFO("n=", n, " v=", v);
+      REQUIRE(l.index_of(v) == want);
+    }
+  }
+}
+
 TEST_CASE("fill_layout: per-mille of the max backlog") {
   const BucketLayout& l = fill_layout();
   CHECK(l.upper == std::vector<uint64_t>{100, 200, 300, 400, 500, 600, 700, 800, 900, 1000});
