@@ -16,6 +16,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import prometheus_e2e as e2e  # noqa: E402
 
 RULES = os.path.join(e2e.REPO, "dashboards", "alerts", "connscope.rules.yml")
