@@ -1,6 +1,5 @@
 #include "listener_poller.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -8,9 +7,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,28 +18,14 @@
 #include <exception>
 #include <iterator>
 #include <limits>
-#include <map>
+#include <set>
+
+#include "netns.hpp"
+#include "unique_fd.hpp"
 
 namespace connscope {
 
 namespace {
-
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 uint64_t monotonic_ns() {
   timespec ts{};
@@ -85,33 +68,6 @@ std::optional<std::string> read_file(const char* path) {
   }
 }
 
-// Inode of a namespace file, or 0.
-uint32_t ns_inode(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<uint32_t>(st.st_ino);
-}
-
-// netns inode -> a path that opens it (first one found).
-std::map<uint32_t, std::string> enumerate_netns() {
-  std::map<uint32_t, std::string> found;
-  auto scan = [&found](const char* dir, bool pids_only, const char* suffix) {
-    DIR* d = ::opendir(dir);
-    if (!d) return;
-    while (const dirent* e = ::readdir(d)) {
-      std::string_view name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (pids_only && !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
-      std::string path = std::string(dir) + "/" + std::string(name) + suffix;
-      if (uint32_t ino = ns_inode(path)) found.emplace(ino, std::move(path));
-    }
-    ::closedir(d);
-  };
-  scan("/proc", true, "/ns/net");
-  scan("/run/netns", false, "");
-  return found;
-}
-
 // One inet_diag dump of the TCP listeners of one address family, in the
 // calling thread's netns.
 int dump_listeners_family(int fd, uint8_t family, uint32_t seq, std::vector<ListenerInfo>* out) {
@@ -151,31 +107,6 @@ int dump_listeners(std::vector<ListenerInfo>* out) {
   if (int r = dump_listeners_family(fd.get(), AF_INET, 1, out); r < 0) return r;
   return dump_listeners_family(fd.get(), AF_INET6, 2, out);
 }
-
-// Switches the calling thread into another netns; the destructor switches back
-// if restore() was not called (exception paths).
-class NetnsSwitch {
- public:
-  explicit NetnsSwitch(int home_fd) : home_fd_(home_fd) {}
-  ~NetnsSwitch() { restore(); }
-  NetnsSwitch(const NetnsSwitch&) = delete;
-  NetnsSwitch& operator=(const NetnsSwitch&) = delete;
-  int enter(int ns_fd) {
-    if (::setns(ns_fd, CLONE_NEWNET) != 0) return errno;
-    away_ = true;
-    return 0;
-  }
-  bool restore() {
-    if (!away_) return true;
-    if (::setns(home_fd_, CLONE_NEWNET) != 0) return false;
-    away_ = false;
-    return true;
-  }
-
- private:
-  int home_fd_;
-  bool away_ = false;
-};
 
 void push_counted(std::vector<cs_accept_queue_event>* out, const cs_accept_queue_event& rec, uint64_t n) {
   constexpr uint64_t kMax = std::numeric_limits<uint32_t>::max();
@@ -354,21 +285,6 @@ bool ListenerPoller::poll_impl(std::string* error) {
   std::string scratch;
   if (!error) error = &scratch;
 
-  UniqueFd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!home) {
-    *error = "open /proc/thread-self/ns/net: " + errno_text(errno);
-    return false;
-  }
-  struct stat home_st {};
-  if (::fstat(home.get(), &home_st) != 0) {
-    *error = "fstat /proc/thread-self/ns/net: " + errno_text(errno);
-    return false;
-  }
-  const auto home_ino = static_cast<uint32_t>(home_st.st_ino);
-
-  std::map<uint32_t, std::string> namespaces = enumerate_netns();
-  namespaces.emplace(home_ino, "/proc/thread-self/ns/net");
-
   struct Sample {
     uint32_t netns;
     NetstatCounters counters;
@@ -376,38 +292,24 @@ bool ListenerPoller::poll_impl(std::string* error) {
     uint64_t ts_ns;
   };
   std::vector<Sample> samples;
-  for (const auto& [ino, path] : namespaces) {
-    if (netns_filter_ != 0 && ino != netns_filter_) continue;
-    NetnsSwitch sw(home.get());
-    if (ino != home_ino) {
-      UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-      struct stat st {};
-      // Gone (process exited) or replaced (pid reuse) since enumeration: skip.
-      if (!ns || ::fstat(ns.get(), &st) != 0 || st.st_ino != ino) continue;
-      if (int err = sw.enter(ns.get()); err != 0) {
-        if (err == EPERM) {
-          *error = "setns(CLONE_NEWNET) into netns " + std::to_string(ino) + " (" + path + "): " + errno_text(err) +
-                   "; reading other network namespaces needs CAP_SYS_ADMIN";
-          return false;
-        }
-        continue;
-      }
-    }
-    std::optional<std::string> text = read_file("/proc/thread-self/net/netstat");
-    std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
-    const uint64_t ts = monotonic_ns();
-    std::vector<ListenerInfo> listeners;
-    if (counters && dump_listeners(&listeners) < 0) listeners.clear();  // unattributed records
-    if (!sw.restore()) {
-      *error = "setns back to the original netns " + std::to_string(home_ino) + ": " + errno_text(errno);
-      return false;
-    }
-    if (counters) samples.push_back(Sample{ino, *counters, std::move(listeners), ts});
-  }
+  std::set<uint32_t> visited;
+  const bool ok = for_each_netns(
+      netns_filter_,
+      [&](uint32_t ino) {
+        visited.insert(ino);
+        std::optional<std::string> text = read_file("/proc/thread-self/net/netstat");
+        std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
+        const uint64_t ts = monotonic_ns();
+        std::vector<ListenerInfo> listeners;
+        if (counters && dump_listeners(&listeners) < 0) listeners.clear();  // unattributed records
+        if (counters) samples.push_back(Sample{ino, *counters, std::move(listeners), ts});
+      },
+      error);
+  if (!ok) return false;
 
   // Forget namespaces that no longer exist (their inode may be reused).
   for (auto it = baseline_.begin(); it != baseline_.end();)
-    it = namespaces.count(it->first) ? std::next(it) : baseline_.erase(it);
+    it = visited.count(it->first) ? std::next(it) : baseline_.erase(it);
 
   namespaces_seen_ = samples.size();
   for (const Sample& s : samples) {
