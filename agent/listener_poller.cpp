@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <exception>
 #include <iterator>
@@ -21,6 +20,7 @@
 #include <set>
 
 #include "netns.hpp"
+#include "procfs.hpp"
 #include "unique_fd.hpp"
 
 namespace connscope {
@@ -31,41 +31,6 @@ uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::vector<std::string_view> split_ws(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
-    size_t j = i;
-    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-std::optional<uint64_t> parse_u64(std::string_view s) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Whole file, or nullopt. /proc files must be read in one pass of read()s.
-std::optional<std::string> read_file(const char* path) {
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
-  }
 }
 
 // One inet_diag dump of the TCP listeners of one address family, in the
@@ -297,7 +262,7 @@ bool ListenerPoller::poll_impl(std::string* error) {
       netns_filter_,
       [&](uint32_t ino) {
         visited.insert(ino);
-        std::optional<std::string> text = read_file("/proc/thread-self/net/netstat");
+        std::optional<std::string> text = read_text_file("/proc/thread-self/net/netstat");
         std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
         const uint64_t ts = monotonic_ns();
         std::vector<ListenerInfo> listeners;
