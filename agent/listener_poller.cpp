@@ -21,6 +21,7 @@
 
 #include "netns.hpp"
 #include "procfs.hpp"
+#include "socket_census.hpp"
 #include "unique_fd.hpp"
 
 namespace connscope {
@@ -33,44 +34,14 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// One inet_diag dump of the TCP listeners of one address family, in the
-// calling thread's netns.
-int dump_listeners_family(int fd, uint8_t family, uint32_t seq, std::vector<ListenerInfo>* out) {
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.nlh.nlmsg_seq = seq;
-  msg.req.sdiag_family = family;
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = 1u << TCP_LISTEN;
-  msg.req.idiag_ext = 1u << (INET_DIAG_SKMEMINFO - 1);  // per-listener drop counter
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
-
-  // Large enough that no dump message is ever truncated (the kernel caps a
-  // dump skb at 32 KiB).
-  std::vector<uint8_t> buf(size_t{64} * 1024);
-  for (;;) {
-    ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    if (n == 0) return -EBADMSG;
-    int r = parse_sock_diag_listeners(std::span(buf.data(), static_cast<size_t>(n)), out);
-    if (r != 0) return r < 0 ? r : 0;
-  }
-}
-
 // All TCP listeners (IPv4 and IPv6) of the calling thread's netns.
 int dump_listeners(std::vector<ListenerInfo>* out) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!fd) return -errno;
-  if (int r = dump_listeners_family(fd.get(), AF_INET, 1, out); r < 0) return r;
-  return dump_listeners_family(fd.get(), AF_INET6, 2, out);
+  auto parse = [out](std::span<const uint8_t> buf) { return parse_sock_diag_listeners(buf, out); };
+  constexpr uint8_t kExt = 1u << (INET_DIAG_SKMEMINFO - 1);  // per-listener drop counter
+  if (int r = inet_diag_dump(fd.get(), AF_INET, 1u << TCP_LISTEN, kExt, 1, parse); r < 0) return r;
+  return inet_diag_dump(fd.get(), AF_INET6, 1u << TCP_LISTEN, kExt, 2, parse);
 }
 
 void push_counted(std::vector<cs_accept_queue_event>* out, const cs_accept_queue_event& rec, uint64_t n) {
@@ -188,48 +159,31 @@ std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const 
 }
 
 int parse_sock_diag_listeners(std::span<const uint8_t> buf, std::vector<ListenerInfo>* out) {
-  size_t off = 0;
-  while (off + sizeof(nlmsghdr) <= buf.size()) {
-    nlmsghdr h;
-    std::memcpy(&h, buf.data() + off, sizeof h);
-    if (h.nlmsg_len < sizeof h || h.nlmsg_len > buf.size() - off) return -EBADMSG;
-    if (h.nlmsg_type == NLMSG_DONE) return 1;
-    if (h.nlmsg_type == NLMSG_ERROR) {
-      nlmsgerr e;
-      if (h.nlmsg_len < NLMSG_LENGTH(sizeof e)) return -EBADMSG;
-      std::memcpy(&e, buf.data() + off + NLMSG_HDRLEN, sizeof e);
-      return e.error < 0 ? e.error : -EBADMSG;
-    }
-    if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-      inet_diag_msg m;
-      if (h.nlmsg_len < NLMSG_LENGTH(sizeof m)) return -EBADMSG;
-      std::memcpy(&m, buf.data() + off + NLMSG_HDRLEN, sizeof m);
-      if (m.idiag_state == TCP_LISTEN && (m.idiag_family == AF_INET || m.idiag_family == AF_INET6)) {
-        ListenerInfo l{};
-        l.family = m.idiag_family;
-        std::memcpy(l.addr.data(), m.id.idiag_src, l.addr.size());
-        l.port = ntohs(m.id.idiag_sport);
-        l.queue_len = m.idiag_rqueue;
-        l.max_backlog = m.idiag_wqueue;
-        // Attributes follow the message: INET_DIAG_SKMEMINFO is u32[SK_MEMINFO_VARS].
-        size_t at = off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof m);
-        const size_t end = off + h.nlmsg_len;
-        while (at + sizeof(rtattr) <= end) {
-          rtattr a;
-          std::memcpy(&a, buf.data() + at, sizeof a);
-          if (a.rta_len < sizeof a || a.rta_len > end - at) break;
-          if (a.rta_type == INET_DIAG_SKMEMINFO && a.rta_len >= RTA_LENGTH((SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))) {
-            std::memcpy(&l.drops, buf.data() + at + RTA_LENGTH(SK_MEMINFO_DROPS * sizeof(uint32_t)), sizeof l.drops);
-            l.has_drops = true;
-          }
-          at += RTA_ALIGN(a.rta_len);
-        }
-        out->push_back(l);
+  const size_t before = out->size();
+  const int r = walk_inet_diag(buf, [out](const inet_diag_msg& m, std::span<const uint8_t> attrs) {
+    if (m.idiag_state != TCP_LISTEN || (m.idiag_family != AF_INET && m.idiag_family != AF_INET6)) return;
+    ListenerInfo l{};
+    l.family = m.idiag_family;
+    std::memcpy(l.addr.data(), m.id.idiag_src, l.addr.size());
+    l.port = ntohs(m.id.idiag_sport);
+    l.queue_len = m.idiag_rqueue;
+    l.max_backlog = m.idiag_wqueue;
+    // INET_DIAG_SKMEMINFO is u32[SK_MEMINFO_VARS].
+    size_t at = 0;
+    while (at + sizeof(rtattr) <= attrs.size()) {
+      rtattr a;
+      std::memcpy(&a, attrs.data() + at, sizeof a);
+      if (a.rta_len < sizeof a || a.rta_len > attrs.size() - at) break;
+      if (a.rta_type == INET_DIAG_SKMEMINFO && a.rta_len >= RTA_LENGTH((SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))) {
+        std::memcpy(&l.drops, attrs.data() + at + RTA_LENGTH(SK_MEMINFO_DROPS * sizeof(uint32_t)), sizeof l.drops);
+        l.has_drops = true;
       }
+      at += RTA_ALIGN(a.rta_len);
     }
-    off += NLMSG_ALIGN(h.nlmsg_len);
-  }
-  return 0;
+    out->push_back(l);
+  });
+  if (r < 0) out->resize(before);
+  return r;
 }
 
 ListenerPoller::ListenerPoller(Emit emit, uint32_t netns_filter)
