@@ -726,7 +726,7 @@ std::string format_doctor_text(const HostFacts& facts, const std::vector<Finding
       if (!f.fix.empty()) wrap(&out, f.fix, "         ", "    fix: ");
     }
     if (!any && std::string_view(sec.prefix) == "netns." && facts.other_netns_read)
-      out += "  (none differ from the host)\n";
+      out += facts.other_netns.empty() ? "  (there are none)\n" : "  (none differ from the host or are busy)\n";
   }
   if (!facts.warnings.empty()) {
     out += "\nNotes\n";
