@@ -1,6 +1,5 @@
 #include "listener_poller.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -8,41 +7,26 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <exception>
 #include <iterator>
 #include <limits>
-#include <map>
+#include <set>
+
+#include "netns.hpp"
+#include "procfs.hpp"
+#include "socket_census.hpp"
+#include "unique_fd.hpp"
 
 namespace connscope {
 
 namespace {
-
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 uint64_t monotonic_ns() {
   timespec ts{};
@@ -50,132 +34,15 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::vector<std::string_view> split_ws(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
-    size_t j = i;
-    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-std::optional<uint64_t> parse_u64(std::string_view s) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Whole file, or nullopt. /proc files must be read in one pass of read()s.
-std::optional<std::string> read_file(const char* path) {
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// Inode of a namespace file, or 0.
-uint32_t ns_inode(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<uint32_t>(st.st_ino);
-}
-
-// netns inode -> a path that opens it (first one found).
-std::map<uint32_t, std::string> enumerate_netns() {
-  std::map<uint32_t, std::string> found;
-  auto scan = [&found](const char* dir, bool pids_only, const char* suffix) {
-    DIR* d = ::opendir(dir);
-    if (!d) return;
-    while (const dirent* e = ::readdir(d)) {
-      std::string_view name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (pids_only && !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
-      std::string path = std::string(dir) + "/" + std::string(name) + suffix;
-      if (uint32_t ino = ns_inode(path)) found.emplace(ino, std::move(path));
-    }
-    ::closedir(d);
-  };
-  scan("/proc", true, "/ns/net");
-  scan("/run/netns", false, "");
-  return found;
-}
-
-// One inet_diag dump of the TCP listeners of one address family, in the
-// calling thread's netns.
-int dump_listeners_family(int fd, uint8_t family, uint32_t seq, std::vector<ListenerInfo>* out) {
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.nlh.nlmsg_seq = seq;
-  msg.req.sdiag_family = family;
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = 1u << TCP_LISTEN;
-  msg.req.idiag_ext = 1u << (INET_DIAG_SKMEMINFO - 1);  // per-listener drop counter
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
-
-  // Large enough that no dump message is ever truncated (the kernel caps a
-  // dump skb at 32 KiB).
-  std::vector<uint8_t> buf(size_t{64} * 1024);
-  for (;;) {
-    ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    if (n == 0) return -EBADMSG;
-    int r = parse_sock_diag_listeners(std::span(buf.data(), static_cast<size_t>(n)), out);
-    if (r != 0) return r < 0 ? r : 0;
-  }
-}
-
 // All TCP listeners (IPv4 and IPv6) of the calling thread's netns.
 int dump_listeners(std::vector<ListenerInfo>* out) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!fd) return -errno;
-  if (int r = dump_listeners_family(fd.get(), AF_INET, 1, out); r < 0) return r;
-  return dump_listeners_family(fd.get(), AF_INET6, 2, out);
+  auto parse = [out](std::span<const uint8_t> buf) { return parse_sock_diag_listeners(buf, out); };
+  constexpr uint8_t kExt = 1u << (INET_DIAG_SKMEMINFO - 1);  // per-listener drop counter
+  if (int r = inet_diag_dump(fd.get(), AF_INET, 1u << TCP_LISTEN, kExt, 1, parse); r < 0) return r;
+  return inet_diag_dump(fd.get(), AF_INET6, 1u << TCP_LISTEN, kExt, 2, parse);
 }
-
-// Switches the calling thread into another netns; the destructor switches back
-// if restore() was not called (exception paths).
-class NetnsSwitch {
- public:
-  explicit NetnsSwitch(int home_fd) : home_fd_(home_fd) {}
-  ~NetnsSwitch() { restore(); }
-  NetnsSwitch(const NetnsSwitch&) = delete;
-  NetnsSwitch& operator=(const NetnsSwitch&) = delete;
-  int enter(int ns_fd) {
-    if (::setns(ns_fd, CLONE_NEWNET) != 0) return errno;
-    away_ = true;
-    return 0;
-  }
-  bool restore() {
-    if (!away_) return true;
-    if (::setns(home_fd_, CLONE_NEWNET) != 0) return false;
-    away_ = false;
-    return true;
-  }
-
- private:
-  int home_fd_;
-  bool away_ = false;
-};
 
 void push_counted(std::vector<cs_accept_queue_event>* out, const cs_accept_queue_event& rec, uint64_t n) {
   constexpr uint64_t kMax = std::numeric_limits<uint32_t>::max();
@@ -292,48 +159,31 @@ std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const 
 }
 
 int parse_sock_diag_listeners(std::span<const uint8_t> buf, std::vector<ListenerInfo>* out) {
-  size_t off = 0;
-  while (off + sizeof(nlmsghdr) <= buf.size()) {
-    nlmsghdr h;
-    std::memcpy(&h, buf.data() + off, sizeof h);
-    if (h.nlmsg_len < sizeof h || h.nlmsg_len > buf.size() - off) return -EBADMSG;
-    if (h.nlmsg_type == NLMSG_DONE) return 1;
-    if (h.nlmsg_type == NLMSG_ERROR) {
-      nlmsgerr e;
-      if (h.nlmsg_len < NLMSG_LENGTH(sizeof e)) return -EBADMSG;
-      std::memcpy(&e, buf.data() + off + NLMSG_HDRLEN, sizeof e);
-      return e.error < 0 ? e.error : -EBADMSG;
-    }
-    if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-      inet_diag_msg m;
-      if (h.nlmsg_len < NLMSG_LENGTH(sizeof m)) return -EBADMSG;
-      std::memcpy(&m, buf.data() + off + NLMSG_HDRLEN, sizeof m);
-      if (m.idiag_state == TCP_LISTEN && (m.idiag_family == AF_INET || m.idiag_family == AF_INET6)) {
-        ListenerInfo l{};
-        l.family = m.idiag_family;
-        std::memcpy(l.addr.data(), m.id.idiag_src, l.addr.size());
-        l.port = ntohs(m.id.idiag_sport);
-        l.queue_len = m.idiag_rqueue;
-        l.max_backlog = m.idiag_wqueue;
-        // Attributes follow the message: INET_DIAG_SKMEMINFO is u32[SK_MEMINFO_VARS].
-        size_t at = off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof m);
-        const size_t end = off + h.nlmsg_len;
-        while (at + sizeof(rtattr) <= end) {
-          rtattr a;
-          std::memcpy(&a, buf.data() + at, sizeof a);
-          if (a.rta_len < sizeof a || a.rta_len > end - at) break;
-          if (a.rta_type == INET_DIAG_SKMEMINFO && a.rta_len >= RTA_LENGTH((SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))) {
-            std::memcpy(&l.drops, buf.data() + at + RTA_LENGTH(SK_MEMINFO_DROPS * sizeof(uint32_t)), sizeof l.drops);
-            l.has_drops = true;
-          }
-          at += RTA_ALIGN(a.rta_len);
-        }
-        out->push_back(l);
+  const size_t before = out->size();
+  const int r = walk_inet_diag(buf, [out](const inet_diag_msg& m, std::span<const uint8_t> attrs) {
+    if (m.idiag_state != TCP_LISTEN || (m.idiag_family != AF_INET && m.idiag_family != AF_INET6)) return;
+    ListenerInfo l{};
+    l.family = m.idiag_family;
+    std::memcpy(l.addr.data(), m.id.idiag_src, l.addr.size());
+    l.port = ntohs(m.id.idiag_sport);
+    l.queue_len = m.idiag_rqueue;
+    l.max_backlog = m.idiag_wqueue;
+    // INET_DIAG_SKMEMINFO is u32[SK_MEMINFO_VARS].
+    size_t at = 0;
+    while (at + sizeof(rtattr) <= attrs.size()) {
+      rtattr a;
+      std::memcpy(&a, attrs.data() + at, sizeof a);
+      if (a.rta_len < sizeof a || a.rta_len > attrs.size() - at) break;
+      if (a.rta_type == INET_DIAG_SKMEMINFO && a.rta_len >= RTA_LENGTH((SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))) {
+        std::memcpy(&l.drops, attrs.data() + at + RTA_LENGTH(SK_MEMINFO_DROPS * sizeof(uint32_t)), sizeof l.drops);
+        l.has_drops = true;
       }
+      at += RTA_ALIGN(a.rta_len);
     }
-    off += NLMSG_ALIGN(h.nlmsg_len);
-  }
-  return 0;
+    out->push_back(l);
+  });
+  if (r < 0) out->resize(before);
+  return r;
 }
 
 ListenerPoller::ListenerPoller(Emit emit, uint32_t netns_filter)
@@ -354,21 +204,6 @@ bool ListenerPoller::poll_impl(std::string* error) {
   std::string scratch;
   if (!error) error = &scratch;
 
-  UniqueFd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!home) {
-    *error = "open /proc/thread-self/ns/net: " + errno_text(errno);
-    return false;
-  }
-  struct stat home_st {};
-  if (::fstat(home.get(), &home_st) != 0) {
-    *error = "fstat /proc/thread-self/ns/net: " + errno_text(errno);
-    return false;
-  }
-  const auto home_ino = static_cast<uint32_t>(home_st.st_ino);
-
-  std::map<uint32_t, std::string> namespaces = enumerate_netns();
-  namespaces.emplace(home_ino, "/proc/thread-self/ns/net");
-
   struct Sample {
     uint32_t netns;
     NetstatCounters counters;
@@ -376,38 +211,24 @@ bool ListenerPoller::poll_impl(std::string* error) {
     uint64_t ts_ns;
   };
   std::vector<Sample> samples;
-  for (const auto& [ino, path] : namespaces) {
-    if (netns_filter_ != 0 && ino != netns_filter_) continue;
-    NetnsSwitch sw(home.get());
-    if (ino != home_ino) {
-      UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-      struct stat st {};
-      // Gone (process exited) or replaced (pid reuse) since enumeration: skip.
-      if (!ns || ::fstat(ns.get(), &st) != 0 || st.st_ino != ino) continue;
-      if (int err = sw.enter(ns.get()); err != 0) {
-        if (err == EPERM) {
-          *error = "setns(CLONE_NEWNET) into netns " + std::to_string(ino) + " (" + path + "): " + errno_text(err) +
-                   "; reading other network namespaces needs CAP_SYS_ADMIN";
-          return false;
-        }
-        continue;
-      }
-    }
-    std::optional<std::string> text = read_file("/proc/thread-self/net/netstat");
-    std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
-    const uint64_t ts = monotonic_ns();
-    std::vector<ListenerInfo> listeners;
-    if (counters && dump_listeners(&listeners) < 0) listeners.clear();  // unattributed records
-    if (!sw.restore()) {
-      *error = "setns back to the original netns " + std::to_string(home_ino) + ": " + errno_text(errno);
-      return false;
-    }
-    if (counters) samples.push_back(Sample{ino, *counters, std::move(listeners), ts});
-  }
+  std::set<uint32_t> visited;
+  const bool ok = for_each_netns(
+      netns_filter_,
+      [&](uint32_t ino) {
+        visited.insert(ino);
+        std::optional<std::string> text = read_text_file("/proc/thread-self/net/netstat");
+        std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
+        const uint64_t ts = monotonic_ns();
+        std::vector<ListenerInfo> listeners;
+        if (counters && dump_listeners(&listeners) < 0) listeners.clear();  // unattributed records
+        if (counters) samples.push_back(Sample{ino, *counters, std::move(listeners), ts});
+      },
+      error);
+  if (!ok) return false;
 
   // Forget namespaces that no longer exist (their inode may be reused).
   for (auto it = baseline_.begin(); it != baseline_.end();)
-    it = namespaces.count(it->first) ? std::next(it) : baseline_.erase(it);
+    it = visited.count(it->first) ? std::next(it) : baseline_.erase(it);
 
   namespaces_seen_ = samples.size();
   for (const Sample& s : samples) {

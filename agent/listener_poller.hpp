@@ -68,7 +68,7 @@ std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const 
 // Parses one recv() buffer of a NETLINK_SOCK_DIAG inet_diag dump, appending
 // the sockets of TCP LISTEN state to *out. Returns 1 when the buffer holds
 // NLMSG_DONE, 0 when more buffers follow, -errno on NLMSG_ERROR or -EBADMSG
-// on a malformed buffer.
+// on a malformed buffer (then nothing is appended).
 int parse_sock_diag_listeners(std::span<const uint8_t> buf, std::vector<ListenerInfo>* out);
 
 class ListenerPoller {

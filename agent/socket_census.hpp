@@ -1,0 +1,59 @@
+// Every TCP socket of a network namespace, read the way `ss` does: a
+// NETLINK_SOCK_DIAG inet_diag dump per address family. Unlike /proc/net/tcp
+// it includes TIME_WAIT timers and listeners' accept-queue limits, costs no
+// text parsing, and shows the calling thread's netns (see for_each_netns).
+#pragma once
+
+#include <linux/inet_diag.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+namespace connscope {
+
+struct SocketRecord {
+  uint16_t family = 0;                       // AF_INET / AF_INET6
+  std::array<uint8_t, 16> saddr{}, daddr{};  // network order; IPv4 in first 4 bytes (IPv4-mapped v6 stays v6)
+  uint16_t sport = 0, dport = 0;             // host order
+  uint8_t state = 0;                         // TCP_* (1 ESTABLISHED ... 10 LISTEN, 6 TIME_WAIT)
+  uint32_t expires_ms = 0;                   // idiag_expires (TIME_WAIT: time left)
+  uint32_t rqueue = 0, wqueue = 0;           // LISTEN: accept-queue length / max backlog
+  uint32_t uid = 0, inode = 0;
+};
+
+// Parses one recv() buffer of an inet_diag dump, appending records. 1 =
+// NLMSG_DONE seen, 0 = more buffers follow, -errno on NLMSG_ERROR (or a
+// failed dump reported in NLMSG_DONE), -EBADMSG on malformed input (never
+// reads past buf). On a negative return nothing is appended.
+int parse_sock_diag_sockets(std::span<const uint8_t> buf, std::vector<SocketRecord>* out);
+
+// Dumps TCP sockets of both families in the calling thread's netns whose
+// state bit is in state_mask (1u << TCP_x; default all). Request sockets in
+// SYN_RECV are reported with state TCP_SYN_RECV. Returns 0 or -errno (out then
+// holds what was read before the failure).
+int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask = 0xfff);
+
+// "ESTABLISHED", "TIME_WAIT", ... or "UNKNOWN".
+const char* tcp_state_name(uint8_t state);
+
+// Building blocks shared with the listener poll.
+
+// Walks the netlink messages of one recv() buffer of an inet_diag dump and
+// calls fn(msg, attributes) for each SOCK_DIAG_BY_FAMILY message (attributes:
+// the rtattr bytes after the inet_diag_msg). Return values as for
+// parse_sock_diag_sockets; fn has been called for the messages before a
+// malformed one.
+int walk_inet_diag(std::span<const uint8_t> buf,
+                   const std::function<void(const inet_diag_msg&, std::span<const uint8_t> attrs)>& fn);
+
+// Sends one TCP inet_diag dump request (family, states bit mask, idiag_ext
+// bit mask) on the NETLINK_SOCK_DIAG socket fd and feeds every received
+// buffer to parse until parse returns nonzero. Returns 0 once parse returned
+// 1, parse's negative value, or -errno (-EMSGSIZE if a buffer was truncated).
+int inet_diag_dump(int fd, uint8_t family, uint32_t states, uint8_t ext, uint32_t seq,
+                   const std::function<int(std::span<const uint8_t>)>& parse);
+
+}  // namespace connscope
