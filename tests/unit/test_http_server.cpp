@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "http_server.hpp"
 #include "snapshot_fixture.hpp"
@@ -274,4 +275,31 @@ TEST_CASE("the server stops promptly with a keep-alive client connected, and ser
   const auto start = std::chrono::steady_clock::now();
   server.reset();
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
+}
+
+TEST_CASE("publishing while clients read") {
+  Publication pub(kBuild, 1.0, 30);
+  HttpServer server(pub, "127.0.0.1", 0);
+  std::atomic<bool> done{false};
+  std::thread publisher([&] {
+    for (int i = 0; i < 60; ++i) pub.publish(make_fixture_snapshot(i + 1, kFixtureTimestamp + i));
+    done = true;
+  });
+  httplib::Client cli("127.0.0.1", server.port());
+  int reads = 0;
+  while (!done || reads < 10) {
+    auto r = cli.Get("/metrics");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body.rfind("# HELP connscope_build_info", 0) == 0);
+    r = cli.Get("/api/v1/heatmap?metric=handshake&dst=10.0.0.2:443&window=1h");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    const auto rows = nlohmann::json::parse(r->body);
+    CHECK(rows.size() <= 30);
+    ++reads;
+  }
+  publisher.join();
+  const auto j = nlohmann::json::parse(*pub.snapshot_json());
+  CHECK(j["seq"] == 60);
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "json_lines.hpp"
@@ -86,4 +87,27 @@ TEST_CASE("JSON lines: open and write failures are one-line errors naming the pa
   CHECK(error_of([&] { piped.write(make_fixture_snapshot()); }) ==
         "cannot write JSON lines to " + path + ": Broken pipe");
   close(fds[1]);
+}
+
+TEST_CASE("JSON lines to stdout (\"-\")") {
+  const std::string path = temp_path();
+  std::fflush(stdout);
+  const int saved = dup(STDOUT_FILENO);
+  const int fd = open(path.c_str(), O_WRONLY | O_TRUNC);
+  REQUIRE(fd >= 0);
+  dup2(fd, STDOUT_FILENO);
+  close(fd);
+  {
+    JsonLinesWriter w("-");
+    std::printf("not json\n");  // buffered stdout text stays ahead of the line
+    w.write(make_fixture_snapshot(7, kFixtureTimestamp));
+  }
+  std::fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  const auto lines = lines_of(path);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "not json");
+  CHECK(nlohmann::json::parse(lines[1])["seq"] == 7);
+  std::filesystem::remove(path);
 }

@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "snapshot_fixture.hpp"
 #include "snapshot_json.hpp"
@@ -155,4 +157,42 @@ TEST_CASE("empty snapshot JSON still has the overall frames and every top-level 
   CHECK(j["alerts"].is_array());
   CHECK(j["alerts_fired_total"].is_object());
   CHECK(j["health"]["strategies"].is_object());
+}
+
+namespace {
+
+// The key structure of a JSON value: objects by key in order, arrays by their
+// first element (the doc example abridges arrays and heatmap frames).
+void key_paths(const nlohmann::ordered_json& j, const std::string& prefix, std::vector<std::string>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      const std::string path = prefix + "." + k;
+      // Bucket keys are checked elsewhere; errno/state/rule maps hold data, not schema.
+      const bool data_map = prefix.size() >= 8 && (prefix.compare(prefix.size() - 8, 8, ".buckets") == 0);
+      if (data_map) continue;
+      out.push_back(path);
+      key_paths(v, path, out);
+    }
+  } else if (j.is_array() && !j.empty() && j.front().is_object()) {
+    key_paths(j.front(), prefix + "[]", out);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the example in docs/run-json.md has the structure snapshot_to_json produces") {
+  std::ifstream in(unit_file_path("../../docs/run-json.md"));
+  REQUIRE(in.good());
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  const size_t start = doc.find("```json\n{");
+  REQUIRE(start != std::string::npos);
+  const size_t end = doc.find("```", start + 7);
+  const auto example = nlohmann::ordered_json::parse(doc.substr(start + 8, end - start - 8));
+  std::vector<std::string> documented;
+  std::vector<std::string> actual;
+  key_paths(example, "", documented);
+  key_paths(snapshot_to_json(make_fixture_snapshot()), "", actual);
+  CHECK(documented == actual);
 }
