@@ -23,10 +23,11 @@ DEPS_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 nftables procps \
 	clang-format clang-tidy bpftrace libbpf-tools prometheus
 
-CXXFLAGS_BASE := -std=c++20 -O2 -g -Wall -Wextra -Werror -MMD -MP -Iinclude -I$(BUILD)
+CXXFLAGS_BASE := -std=c++20 -O2 -g -Wall -Wextra -Werror -MMD -MP -Iinclude -I$(BUILD) \
+	-DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT
 BPF_CFLAGS    := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ivmlinux/$(ARCH) -Iinclude -MMD -MP
-LDLIBS        := -lbpf -lelf -lz -lpthread
+LDLIBS        := -lbpf -lelf -lz -lcpp-httplib -lpthread
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
