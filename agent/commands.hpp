@@ -11,6 +11,11 @@ namespace connscope {
 
 int run_probe(const CommonOptions& common, bool json);
 int run_trace(const CommonOptions& common, const TraceOptions& opts);
+int run_run(const CommonOptions& common, const RunOptions& opts);
+int run_record(const CommonOptions& common, const RecordOptions& opts);
+
+struct BuildInfo;
+BuildInfo build_info();  // version and `uname -r`
 
 // Probes the kernel and picks strategies; throws if a family has none or a
 // forced strategy cannot run here (message names the strategy and reason).

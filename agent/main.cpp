@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "doctor.hpp"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -19,7 +20,16 @@ int main(int argc, char** argv) {
   }
   try {
     if (cmd.kind == connscope::ParsedCommand::Kind::probe) return connscope::run_probe(cmd.common, cmd.probe_json);
-    return connscope::run_trace(cmd.common, cmd.trace);
+    switch (cmd.kind) {
+      case connscope::ParsedCommand::Kind::run:
+        return connscope::run_run(cmd.common, cmd.run);
+      case connscope::ParsedCommand::Kind::record:
+        return connscope::run_record(cmd.common, cmd.record);
+      case connscope::ParsedCommand::Kind::doctor:
+        return connscope::run_doctor(cmd.doctor_json);
+      default:
+        return connscope::run_trace(cmd.common, cmd.trace);
+    }
   } catch (const std::exception& e) {
     std::string msg = e.what();
     std::fprintf(stderr, "connscope: %s\n", msg.c_str());
