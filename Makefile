@@ -50,7 +50,7 @@ all: $(BUILD)/connscope
 help:
 	@echo "make deps       install the Debian packages connscope needs (idempotent)"
 	@echo "make            build $(BUILD)/connscope"
-	@echo "make run        build and run the agent with defaults (root)"
+	@echo "make run        build and run the agent with defaults (root): /metrics on 127.0.0.1:9464"
 	@echo "make test       unit + host (root) + VM kernel tests"
 	@echo "make test-unit  doctest unit tests, no privileges"
 	@echo "make test-host  real BPF on the running kernel, network namespaces (root)"
@@ -108,7 +108,7 @@ $(BUILD)/connscope-unit: $(UNIT_OBJS) $(AGENT_LIB_OBJS)
 
 $(BUILD)/connscope-itest: $(ITEST_OBJS)
 	$(call msg,LD,$@)
-	$(Q)$(CXX) -o $@ $^ -lpthread
+	$(Q)$(CXX) -o $@ $^ -lcpp-httplib -lpthread
 
 test-unit: $(BUILD)/connscope-unit
 	$(BUILD)/connscope-unit
@@ -124,7 +124,7 @@ test: test-unit test-host test-vm
 
 run: $(BUILD)/connscope
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the agent loads BPF programs and needs root: sudo make run" >&2; exit 1; fi
-	$(BUILD)/connscope trace
+	$(BUILD)/connscope run
 
 FORMAT_SRCS = agent/*.cpp agent/*.hpp tests/unit/*.cpp tests/integration/*.cpp tests/integration/*.hpp \
 	bpf/*.bpf.c bpf/*.bpf.h include/connscope/*.h
