@@ -37,13 +37,15 @@ AGENT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(AGENT_SRCS))
 AGENT_LIB_OBJS := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/*.cpp)
 UNIT_OBJS  := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*.cpp)
+BENCH_BINS := $(patsubst tests/bench/%.cpp,$(BUILD)/%,$(BENCH_SRCS))
 ITEST_SRCS := $(wildcard tests/integration/*.cpp)
 ITEST_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(ITEST_SRCS))
 DEPS_STAMP := $(BUILD)/.deps-installed
 
 .SECONDARY:
 
-.PHONY: all deps vmlinux test test-unit test-host test-vm run clean help format format-check tidy
+.PHONY: all deps vmlinux test test-unit test-host test-vm test-dashboards bench run clean help format format-check tidy
 
 all: $(BUILD)/connscope
 
@@ -55,6 +57,8 @@ help:
 	@echo "make test-unit  doctest unit tests, no privileges"
 	@echo "make test-host  real BPF on the running kernel, network namespaces (root)"
 	@echo "make test-vm    Debian 6.1 and 6.12 kernels under qemu TCG (root for nothing)"
+	@echo "make test-dashboards  dashboards + rules: static checks, promtool, a live Prometheus (root)"
+	@echo "make bench      micro-benchmarks (Google Benchmark) and the agent's overhead, side by side"
 	@echo "make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from BTF=$(BTF)"
 	@echo "make format / make tidy   clang-format / clang-tidy the sources"
 
@@ -110,6 +114,14 @@ $(BUILD)/connscope-itest: $(ITEST_OBJS)
 	$(call msg,LD,$@)
 	$(Q)$(CXX) -o $@ $^ -lcpp-httplib -lpthread
 
+$(BUILD)/bench_%: $(BUILD)/tests/bench/bench_%.o $(AGENT_LIB_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CXX) -o $@ $^ -lbenchmark $(LDLIBS)
+
+# Micro-benchmarks of the user-space path (Google Benchmark).
+bench: $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
+
 test-unit: $(BUILD)/connscope-unit
 	$(BUILD)/connscope-unit
 
@@ -120,7 +132,18 @@ test-host: $(BUILD)/connscope $(BUILD)/connscope-itest
 test-vm: $(BUILD)/connscope $(BUILD)/connscope-itest
 	tests/vm/run.sh $(BUILD)
 
-test: test-unit test-host test-vm
+# Dashboards and alert rules: static checks, promtool, then Debian's
+# Prometheus scraping a live agent while traffic runs in namespaces (root).
+test-dashboards: $(BUILD)/connscope
+	python3 tests/dashboards/check_dashboards.py
+	python3 tests/dashboards/test_check_dashboards.py
+	python3 tests/dashboards/test_prometheus_e2e.py
+	promtool check rules dashboards/alerts/connscope.rules.yml
+	promtool test rules dashboards/alerts/connscope.rules.test.yml
+	@if [ "$$(id -u)" != 0 ]; then echo "make test-dashboards: the live part needs root (BPF, network namespaces): sudo make test-dashboards" >&2; exit 1; fi
+	python3 tests/dashboards/prometheus_e2e.py $(abspath $(BUILD)/connscope)
+
+test: test-unit test-host test-dashboards test-vm
 
 run: $(BUILD)/connscope
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the agent loads BPF programs and needs root: sudo make run" >&2; exit 1; fi

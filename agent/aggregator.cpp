@@ -655,8 +655,12 @@ ReconcileResult Aggregator::reconcile(uint32_t netns, const std::vector<SocketRe
     Dest* d = it != m.socks.end() ? it->second.dest
                                   : m.resolve_dest(netns, s.family, s.saddr, s.daddr, s.dport, dump_ts, false);
     if (!d) {
-      const bool ephemeral = st ? s.sport >= st->port_lo && s.sport <= st->port_hi : false;
-      if (!ephemeral) continue;
+      // A socket the events never showed (older than the agent): outgoing
+      // when its local port is ephemeral and its remote port is not. Both
+      // ephemeral is ambiguous (a server on a port-0 listener that has gone,
+      // TIME_WAIT on the server side), so it is left out.
+      auto ephemeral = [st](uint16_t port) { return st && port >= st->port_lo && port <= st->port_hi; };
+      if (!ephemeral(s.sport) || ephemeral(s.dport)) continue;
       d = m.resolve_dest(netns, s.family, s.saddr, s.daddr, s.dport, dump_ts, true);
     }
     seen.insert(key);

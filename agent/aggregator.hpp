@@ -62,8 +62,9 @@ class Aggregator {
   // Compares the tracked sockets of every destination in `netns` with a
   // sock_diag dump taken at `dump_ts_ns` and corrects the table (sockets
   // touched by events after the dump are left alone). Sockets to untracked
-  // destinations whose local port is in the netns's ephemeral range and is
-  // not a listening port start being tracked.
+  // destinations start being tracked when their local port is in the
+  // netns's ephemeral range, their remote port is not, and the local port is
+  // not a listening port.
   ReconcileResult reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns);
 
   // Closes the interval ending at `end_ns` (monotonic) / `end_unix_s`.

@@ -42,7 +42,8 @@ Alert destination_alert(const char* id, const DestinationStats& d) {
   a.rule = id;
   a.severity = rule(id).severity;
   a.target_kind = "destination";
-  a.target = d.other ? "other" : d.src + " -> " + d.dst;
+  a.target = d.dst;
+  a.src = d.src;
   a.netns = d.key.netns;
   a.process = process_of(d);
   return a;
@@ -269,7 +270,7 @@ std::vector<Alert> AlertEngine::evaluate(Snapshot& s) {
 
 std::string format_alert_line(const Alert& a) {
   std::string line = "connscope: " + std::string(a.state == "resolved" ? "RESOLVED" : "ALERT") + " " + a.severity +
-                     " " + a.rule + " " + a.target;
+                     " " + a.rule + " " + (a.src.empty() ? a.target : a.src + " -> " + a.target);
   if (a.netns) line += " netns " + std::to_string(a.netns);
   if (!a.process.empty()) line += " [" + a.process + "]";
   line += ": " + a.summary;

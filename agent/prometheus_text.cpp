@@ -111,6 +111,8 @@ void histogram(std::string& out, std::string_view name, std::string_view base, c
   out += '\n';
 }
 
+constexpr std::array<const char*, 2> kPortErrnos = {"EADDRNOTAVAIL", "EADDRINUSE"};
+
 template <size_t N>
 std::map<std::string, uint64_t> with_zeros(const std::map<std::string, uint64_t>& m,
                                            const std::array<const char*, N>& keys) {
@@ -227,9 +229,12 @@ void destination_families(std::string& out, const Snapshot& s) {
           [](const DestinationStats& d) { return d.attempts_total; });
   counter({"connscope_connections_established_total", "counter", "Handshakes completed."},
           [](const DestinationStats& d) { return d.established_total; });
-  by_label(
-      {"connscope_connect_errors_total", "counter", "Failed connects (synchronous and asynchronous), by errno."},
-      "errno", [](const DestinationStats& d) -> const auto& { return d.errors_total; });
+  by_label({"connscope_connect_errors_total", "counter", "Failed connects (synchronous and asynchronous), by errno."},
+           "errno", [](const DestinationStats& d) {
+             // The two errnos of port exhaustion are always there (0 until they
+             // happen), so increase() sees the first burst.
+             return with_zeros(d.errors_total, kPortErrnos);
+           });
   by_label(
       {"connscope_retransmits_total", "counter", "Retransmitted segments, by TCP state."}, "state",
       [](const DestinationStats& d) -> const auto& { return d.retransmits_total; });
@@ -301,6 +306,8 @@ void listener_families(std::string& out, const Snapshot& s) {
        [](const ListenerStats& l) { return l.drops_total; });
   each({"connscope_synack_retransmits_total", "counter", "SYN-ACK retransmits."},
        [](const ListenerStats& l) { return l.synack_retransmits_total; });
+  each({"connscope_listener_retransmits_total", "counter", "Retransmits on connections accepted from the listener."},
+       [](const ListenerStats& l) { return l.data_retransmits_total; });
   each({"connscope_accepts_total", "counter", "Connections that completed the handshake on this listener."},
        [](const ListenerStats& l) { return l.accepts_total; });
 

@@ -145,7 +145,8 @@ struct Alert {
   std::string severity;     // "warning" | "critical"
   std::string state;        // "firing" | "resolved"
   std::string target_kind;  // "destination" | "listener" | "agent"
-  std::string target;       // dst / listen label, or "agent"
+  std::string target;       // dst label ("10.0.0.2:443"), listen label, or "agent"
+  std::string src;          // destination alerts: the source address
   uint32_t netns = 0;
   std::string process;                                   // "nginx (pid 812)" when the target has one
   std::string summary;                                   // one line

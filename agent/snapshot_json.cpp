@@ -149,6 +149,8 @@ Json listener_json(const ListenerStats& l) {
   o["drops_total"] = l.drops_total;
   o["synack_retransmits"] = l.synack_retransmits;
   o["synack_retransmits_total"] = l.synack_retransmits_total;
+  o["retransmits"] = l.data_retransmits;
+  o["retransmits_total"] = l.data_retransmits_total;
   o["accepts"] = l.accepts;
   o["accepts_total"] = l.accepts_total;
   o["accept_rate"] = json_number(l.accept_rate);
@@ -237,6 +239,7 @@ Json alert_to_json(const Alert& a) {
   o["state"] = a.state;
   o["target_kind"] = a.target_kind;
   o["target"] = a.target;
+  o["src"] = a.src.empty() ? Json(nullptr) : Json(a.src);
   o["netns"] = a.netns;
   o["process"] = a.process.empty() ? Json(nullptr) : Json(a.process);
   o["summary"] = a.summary;

@@ -791,6 +791,9 @@ def main(argv=None):
                 f.write(http_get(f"http://{agent_addr}/metrics")[1])
             log(f"agent's /metrics saved to {tmp}/metrics-after.txt "
                 f"(check_dashboards.py --metrics takes it)")
+            # The static check once more, now against what the agent really serves.
+            if cd.main(list(args.dashboards) + ["--metrics", os.path.join(tmp, "metrics-after.txt")]) != 0:
+                failures.append("check_dashboards.py --metrics: the dashboards reference metrics the agent lacks")
 
         if failures:
             log(f"FAILED: {len(failures)} problem(s), {run.passed} checks passed")

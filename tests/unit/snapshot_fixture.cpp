@@ -209,6 +209,7 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
   ports.state = "firing";
   ports.target_kind = "destination";
   ports.target = "10.0.0.2:443";
+  ports.src = "10.0.0.1";
   ports.netns = kHostNetns;
   ports.process = "nginx (pid 812)";
   ports.summary = "97% of ephemeral ports towards 10.0.0.2:443 are in use";

@@ -213,7 +213,12 @@ TEST_CASE("reconcile: the socket table follows sock_diag, corrections counted") 
   SocketRecord passive = rec(8080, 1);
   passive.dport = 50000;
   SocketRecord listener = rec(8080, 10);
-  std::vector<SocketRecord> dump = {rec(40000, 6, 59000), rec(40002, 6, 30000), rec(40003, 6, 1000), passive, listener};
+  // Both ports ephemeral: could be the server side of a connection to a
+  // port-0 listener that has gone; not taken for an upstream.
+  SocketRecord ambiguous = rec(40005, 6, 30000);
+  ambiguous.dport = 40090;
+  std::vector<SocketRecord> dump = {
+      rec(40000, 6, 59000), rec(40002, 6, 30000), rec(40003, 6, 1000), passive, listener, ambiguous};
   ReconcileResult r = a.reconcile(kNs, dump, 2 * kSec);
   CHECK(r.added == 2);
   CHECK(r.removed == 1);

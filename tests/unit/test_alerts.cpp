@@ -62,7 +62,9 @@ TEST_CASE("threshold alerts fire after N intervals and resolve after M") {
   REQUIRE(a);
   CHECK(a->state == "firing");
   CHECK(a->severity == "warning");
-  CHECK(a->target == "10.0.0.1 -> 10.0.0.2:80");
+  CHECK(a->target == "10.0.0.2:80");
+  CHECK(a->src == "10.0.0.1");
+  CHECK(format_alert_line(*a).find("ephemeral_ports_warning 10.0.0.1 -> 10.0.0.2:80") != std::string::npos);
   CHECK(a->process == "curl (pid 1234)");
   CHECK(a->since == 2);
   CHECK(a->remedy.find("tcp_tw_reuse=0") != std::string::npos);
