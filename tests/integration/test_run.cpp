@@ -190,7 +190,9 @@ void ports_running_out(int af) {
   set_client_ports(t, 0);
   const uint64_t C = t.client.inode();
   const std::string caddr = t.client_addr(af), saddr = t.server_addr(af);
-  const std::string dst = endpoint_label(af, saddr, kPort), target = caddr + " -> " + dst;
+  // Alerts name the destination by its dst label (as the metrics do) and
+  // carry the source apart; the stderr line shows "src -> dst".
+  const std::string dst = endpoint_label(af, saddr, kPort), target = dst, line_target = caddr + " -> " + dst;
   const double delay_s = tw_reuse_delay_s(t.client);
   auto server = start_closing_server(t, af, kPort);
   RunAgent agent({"--interval", "0.5", "--netns", t.client.path()});
@@ -288,6 +290,7 @@ void ports_running_out(int af) {
   INFO("warning alert: " << warn.dump());
   CHECK(warn.value("severity", "") == "warning");
   CHECK(warn.value("target_kind", "") == "destination");
+  CHECK(warn.value("src", "") == caddr);
   CHECK(warn.value("process", "") == f.comm + " (pid " + std::to_string(f.pid) + ")");
   CHECK_MESSAGE(contains(warn.value("remedy", ""), "tcp_tw_reuse"), "the remedy must name tcp_tw_reuse");
   const double since = warn.value("since", 0.0);
@@ -337,9 +340,9 @@ void ports_running_out(int af) {
   const std::string proc = " [" + f.comm + " (pid " + std::to_string(f.pid) + ")]: ";
   const std::string ns = " netns " + std::to_string(C);
   const std::string err_text = agent.stderr_text();
-  CHECK_MESSAGE(contains(err_text, "connscope: ALERT warning ephemeral_ports_warning " + target + ns + proc),
+  CHECK_MESSAGE(contains(err_text, "connscope: ALERT warning ephemeral_ports_warning " + line_target + ns + proc),
                 "no stderr alert line for ephemeral_ports_warning");
-  CHECK_MESSAGE(contains(err_text, "connscope: ALERT critical connect_port_errors " + target + ns + proc),
+  CHECK_MESSAGE(contains(err_text, "connscope: ALERT critical connect_port_errors " + line_target + ns + proc),
                 "no stderr alert line for connect_port_errors");
 
   // The model and the totals.
@@ -382,7 +385,7 @@ void ports_reused(int af) {
   set_client_ports(t, 1);
   const uint64_t C = t.client.inode();
   const std::string caddr = t.client_addr(af), saddr = t.server_addr(af);
-  const std::string dst = endpoint_label(af, saddr, kPort), target = caddr + " -> " + dst;
+  const std::string dst = endpoint_label(af, saddr, kPort), target = dst;
   const double delay_s = tw_reuse_delay_s(t.client);
   auto server = start_closing_server(t, af, kPort);
   RunAgent agent({"--interval", "0.5", "--netns", t.client.path()});

@@ -8,7 +8,7 @@
 #
 # COMMAND runs (in the root namespace) while the client loops, with
 # CS_CLIENT_NETNS=/run/netns/<client ns> in its environment; it is stopped with
-# SIGINT when the client is done. Needs root, ip, python3.
+# SIGTERM when the client is done. Needs root, ip, python3.
 set -eu
 RATE=25; PORTS=100; REUSE=0; TS=1; EXTRA_AFTER=2
 while getopts r:p:w:t: o; do
@@ -24,7 +24,7 @@ shift $((OPTIND - 1))
 tag=csx$$
 C=$tag-c S=$tag-s
 cleanup() {
-  [ -n "${cmd_pid:-}" ] && kill -INT "$cmd_pid" 2>/dev/null && wait "$cmd_pid" 2>/dev/null || true
+  [ -n "${cmd_pid:-}" ] && kill -TERM "$cmd_pid" 2>/dev/null && wait "$cmd_pid" 2>/dev/null || true
   [ -n "${srv_pid:-}" ] && kill "$srv_pid" 2>/dev/null || true
   ip netns del "$C" 2>/dev/null || true
   ip netns del "$S" 2>/dev/null || true
