@@ -21,7 +21,7 @@ endif
 DEPS_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libbenchmark-dev \
 	qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 nftables procps \
-	clang-format clang-tidy bpftrace libbpf-tools prometheus
+	clang-format clang-tidy bpftrace libbpf-tools prometheus python3
 
 CXXFLAGS_BASE := -std=c++20 -O2 -g -Wall -Wextra -Werror -MMD -MP -Iinclude -I$(BUILD) \
 	-DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT

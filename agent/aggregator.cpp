@@ -48,23 +48,6 @@ std::string endpoint_label(uint16_t family, const Addr& a, uint16_t port) {
   return addr + ":" + std::to_string(port);
 }
 
-const char* type_name(uint8_t type) {
-  switch (type) {
-    case CS_EV_CONNECT:
-      return "connect";
-    case CS_EV_PORT_ALLOC:
-      return "port_alloc";
-    case CS_EV_STATE:
-      return "state";
-    case CS_EV_RETRANSMIT:
-      return "retransmit";
-    case CS_EV_ACCEPT_QUEUE:
-      return "accept_queue";
-    default:
-      return "other";
-  }
-}
-
 std::string state_label(int state) {
   std::string s = tcp_state_name(state);
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -586,7 +569,7 @@ std::vector<uint32_t> Aggregator::netns_with_destinations() const {
 
 void Aggregator::on_event(const Event& e) {
   const cs_header& h = header_of(e);
-  impl_->health.events_total[type_name(h.type)]++;
+  impl_->health.events_total[event_type_name(h.type)]++;
   impl_->last_event_ns = std::max<uint64_t>(impl_->last_event_ns, h.ts_ns);
   std::visit(
       [this](const auto& ev) {
@@ -609,7 +592,8 @@ void Aggregator::on_decode_error() { impl_->health.decode_errors_total++; }
 
 void Aggregator::on_losses(const LossCounters& totals) {
   for (int t = 0; t < CS_EV_TYPE_MAX; ++t)
-    if (totals.lost_by_type[t]) impl_->health.lost_total[type_name(static_cast<uint8_t>(t))] = totals.lost_by_type[t];
+    if (totals.lost_by_type[t])
+      impl_->health.lost_total[event_type_name(static_cast<uint8_t>(t))] = totals.lost_by_type[t];
   impl_->health.map_full_total = totals.map_full;
   impl_->health.lost_interval += totals.lost_total - std::min(totals.lost_total, impl_->lost_reported);
   impl_->lost_reported = std::max(impl_->lost_reported, totals.lost_total);

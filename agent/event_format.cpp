@@ -9,6 +9,24 @@
 #include "strategy.hpp"
 
 namespace connscope {
+
+const char* event_type_name(uint8_t type) {
+  switch (type) {
+    case CS_EV_CONNECT:
+      return "connect";
+    case CS_EV_PORT_ALLOC:
+      return "port_alloc";
+    case CS_EV_STATE:
+      return "state";
+    case CS_EV_RETRANSMIT:
+      return "retransmit";
+    case CS_EV_ACCEPT_QUEUE:
+      return "accept_queue";
+    default:
+      return "other";
+  }
+}
+
 namespace {
 
 constexpr std::array<const char*, 13> tcp_states = {
@@ -27,23 +45,6 @@ Family family_of_type(uint8_t type) {
       return Family::retransmit;
     default:
       return Family::accept_queue;
-  }
-}
-
-const char* type_name(uint8_t type) {
-  switch (type) {
-    case CS_EV_CONNECT:
-      return "connect";
-    case CS_EV_PORT_ALLOC:
-      return "port_alloc";
-    case CS_EV_STATE:
-      return "state";
-    case CS_EV_RETRANSMIT:
-      return "retransmit";
-    case CS_EV_ACCEPT_QUEUE:
-      return "accept_queue";
-    default:
-      return "other";
   }
 }
 
@@ -111,7 +112,7 @@ class JsonLine {
 void header_fields(JsonLine& j, const cs_header& h) {
   Family f = family_of_type(h.type);
   Tier t = static_cast<Tier>(h.tier);
-  j.str("type", type_name(h.type));
+  j.str("type", event_type_name(h.type));
   j.num("ts_ns", h.ts_ns);
   // Poll-derived accept-queue records come from user space, not a BPF hook.
   bool polled = h.type == CS_EV_ACCEPT_QUEUE && (h.flags & CS_AQ_F_APPROXIMATE);
@@ -243,7 +244,7 @@ void append_event_text(std::string& out, const Event& event) {
   const cs_header& h = header_of(event);
   char prefix[64];
   snprintf(prefix, sizeof(prefix), "%llu.%09llu %-12s ", static_cast<unsigned long long>(h.ts_ns / 1000000000),
-           static_cast<unsigned long long>(h.ts_ns % 1000000000), type_name(h.type));
+           static_cast<unsigned long long>(h.ts_ns % 1000000000), event_type_name(h.type));
   out += prefix;
   auto flow_text = [&](const cs_flow& f) {
     bool v6 = f.family == AF_INET6;
@@ -291,7 +292,7 @@ void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns
   std::string by_type = "{";
   for (uint8_t t = 0; t < CS_EV_TYPE_MAX; t++) {
     if (t > 0) by_type += ',';
-    by_type += std::string("\"") + type_name(t) + "\":" + std::to_string(loss.lost_by_type[t]);
+    by_type += std::string("\"") + event_type_name(t) + "\":" + std::to_string(loss.lost_by_type[t]);
   }
   by_type += '}';
   JsonLine j(out);

@@ -11,7 +11,8 @@
 namespace connscope {
 
 std::string errno_name(int err);                        // "ECONNREFUSED"; "E<n>" when unknown
-const char* tcp_state_name(int state);                  // "SYN_SENT"
+const char* tcp_state_name(int state);                  // "SYN_SENT"; "UNKNOWN" out of range
+const char* event_type_name(uint8_t type);              // "connect", "port_alloc", ...; "other"
 const char* state_event_name(const cs_state_event& e);  // handshake, connect_failed, ...
 std::string format_address(uint16_t family, const uint8_t* addr);
 

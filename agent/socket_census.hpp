@@ -36,9 +36,6 @@ int parse_sock_diag_sockets(std::span<const uint8_t> buf, std::vector<SocketReco
 // holds what was read before the failure).
 int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask = 0xfff);
 
-// "ESTABLISHED", "TIME_WAIT", ... or "UNKNOWN".
-const char* tcp_state_name(uint8_t state);
-
 // Building blocks shared with the listener poll.
 
 // Walks the netlink messages of one recv() buffer of an inet_diag dump and

@@ -1,4 +1,8 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <tuple>
 
 #include "cli.hpp"
 
@@ -78,4 +82,95 @@ TEST_CASE("no subcommand and help") {
   auto h = parse({"trace", "--help"});
   CHECK(h.exit_code == 0);
   CHECK(h.message.find("--strategy") != std::string::npos);
+}
+
+namespace {
+std::string write_config(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/connscope-unit-" + std::to_string(getpid()) + "-" + name;
+  FILE* f = fopen(path.c_str(), "w");
+  REQUIRE(f);
+  fputs(text.c_str(), f);
+  fclose(f);
+  return path;
+}
+}  // namespace
+
+TEST_CASE("run: defaults and flags") {
+  auto c = parse({"run"});
+  REQUIRE(c.kind == ParsedCommand::Kind::run);
+  CHECK(c.run.interval_s == 1.0);
+  CHECK(c.run.http);
+  CHECK(c.run.listen_host == "127.0.0.1");
+  CHECK(c.run.listen_port == 9464);
+  CHECK(c.run.top_destinations == 256);
+  CHECK(c.run.alerts.warn_utilization == doctest::Approx(0.70));
+  CHECK(c.run.alerts.crit_utilization == doctest::Approx(0.90));
+  c = parse({"run", "--interval", "0.5", "--listen", "[::1]:9500", "--json-out", "-", "--netns", "4026531833",
+             "--alert-fire-after", "3", "--rport", "443"});
+  REQUIRE(c.kind == ParsedCommand::Kind::run);
+  CHECK(c.run.interval_s == 0.5);
+  CHECK(c.run.listen_host == "::1");
+  CHECK(c.run.listen_port == 9500);
+  CHECK(c.run.json_out == "-");
+  CHECK(c.run.filter.netns == 4026531833u);
+  CHECK(c.run.filter.rports[0] == 443);
+  CHECK(c.run.alerts.fire_after == 3);
+  CHECK_FALSE(parse({"run", "--listen", "off"}).run.http);
+  // A replay serves HTTP only when --listen is given.
+  CHECK_FALSE(parse({"run", "--replay", "x.csrec"}).run.http);
+  CHECK(parse({"run", "--replay", "x.csrec", "--listen", ":9999"}).run.http);
+}
+
+TEST_CASE("run: bad values name the flag") {
+  for (auto [args, needle] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"run", "--interval", "0"}, "--interval"},
+           {{"run", "--listen", "9464"}, "--listen '9464' must be ADDRESS:PORT"},
+           {{"run", "--listen", "::1:9464"}, "in brackets"},
+           {{"run", "--listen", "127.0.0.1:99999"}, "not a port number"},
+           {{"run", "--warn-utilization", "0.95", "--crit-utilization", "0.9"},
+            "--warn-utilization (0.950000) must be below --crit-utilization (0.900000)"},
+           {{"run", "--replay-speed", "fast"}, "--replay-speed"},
+           {{"run", "--top-destinations", "0"}, "--top-destinations"},
+           {{"record"}, "--out"}}) {
+    auto c = parse(args);
+    INFO(c.message);
+    CHECK(c.kind == ParsedCommand::Kind::none);
+    CHECK(c.exit_code == 2);
+    CHECK(one_line(c.message));
+    CHECK(c.message.find(needle) != std::string::npos);
+  }
+}
+
+TEST_CASE("run --config: TOML sections, values checked, keys named") {
+  const std::string good = write_config("good.toml",
+                                        "[run]\ninterval = 0.5\nwarn-utilization = 0.6\n"
+                                        "listen = \"127.0.0.1:9999\"\nquiet = true\n");
+  auto c = parse({"run", "--config", good});
+  REQUIRE_MESSAGE(c.kind == ParsedCommand::Kind::run, c.message);
+  CHECK(c.run.interval_s == 0.5);
+  CHECK(c.run.alerts.warn_utilization == doctest::Approx(0.6));
+  CHECK(c.run.listen_port == 9999);
+  CHECK(c.run.quiet);
+  // The command line wins over the file.
+  CHECK(parse({"run", "--config", good, "--interval", "2"}).run.interval_s == 2.0);
+
+  for (auto [name, text, needle] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"range.toml", "[run]\nwarn-utilization = 2.0\n", "--warn-utilization: Value 2.0 not in range"},
+           {"type.toml", "[run]\ninterval = \"soon\"\n", "--interval"},
+           {"unknown.toml", "[run]\nbogus-key = 3\n", "unknown key 'run.bogus-key'"},
+           {"nosection.toml", "interval = 3\n", "unknown key 'interval'"},
+           {"listen.toml", "[run]\nlisten = \"nope\"\n", "--listen 'nope'"}}) {
+    const std::string path = write_config(name, text);
+    auto bad = parse({"run", "--config", path});
+    INFO(name << ": " << bad.message);
+    CHECK(bad.kind == ParsedCommand::Kind::none);
+    CHECK(bad.exit_code == 2);
+    CHECK(one_line(bad.message));
+    CHECK(bad.message.find(needle) != std::string::npos);
+    std::remove(path.c_str());
+  }
+  auto missing = parse({"run", "--config", "/nonexistent/connscope.toml"});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.message.find("/nonexistent/connscope.toml") != std::string::npos);
+  std::remove(good.c_str());
 }

@@ -362,7 +362,8 @@ TEST_CASE("label values are escaped and non-finite gauges are left out") {
   check_promtool_clean(text);
 }
 
-TEST_CASE("rendering 257 destinations is fast and promtool-clean") {
+// Its cost is measured in make bench (BM_RenderPrometheus256), not asserted here.
+TEST_CASE("rendering 257 destinations is promtool-clean") {
   Snapshot s = make_fixture_snapshot();
   const DestinationStats web = s.destinations[0];
   const DestinationStats other = s.destinations[2];
@@ -374,14 +375,7 @@ TEST_CASE("rendering 257 destinations is fast and promtool-clean") {
     s.destinations.push_back(std::move(d));
   }
   s.destinations.push_back(other);
-  std::string text;
-  const auto start = std::chrono::steady_clock::now();
-  constexpr int kRounds = 20;
-  for (int i = 0; i < kRounds; ++i) text = render_prometheus(s, kBuild);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / kRounds;
-  MESSAGE("render_prometheus, 257 destinations: " << ms << " ms, " << text.size() << " bytes");
-  CHECK(ms < 100);
+  const std::string text = render_prometheus(s, kBuild);
   const Exposition e = parse(text);
   check_structure(e);
   CHECK(check_histograms(e) == 257 * 3 + 1);

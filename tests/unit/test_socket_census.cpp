@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "event_format.hpp"
 #include "listener_poller.hpp"
 #include "socket_census.hpp"
 

@@ -16,7 +16,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 
-VM_STRATEGIES="preferred second fallback"
+VM_STRATEGIES="preferred second fallback auto"
 VM_CMD=""
 VM_STEP_TIMEOUT=0
 VM_SHELL=0
@@ -75,9 +75,16 @@ echo "CONNSCOPE-VM-PROBE kernel=$kver rc=$rc"
 # run_step STRATEGY: run the test command in its own session (process group),
 # killed whole by the watchdog when it takes more than VM_STEP_TIMEOUT seconds.
 # (/bin/sh by path: busybox's own exec would pick its ash applet for "sh".)
+# The probe-layer tests run once per forced strategy; the `connscope run`
+# tests ("run: *", the aggregation above the probes) once, with the
+# strategies the agent picks itself (STRATEGY auto).
 run_step() {
+	cmd=$VM_CMD
+	if [ -z "$cmd" ]; then
+		if [ "$1" = auto ]; then cmd='/bin/connscope-itest -tc="run: *"'; else cmd='/bin/connscope-itest -tce="run: *"'; fi
+	fi
 	CONNSCOPE_AGENT=/bin/connscope CONNSCOPE_STRATEGY=$1 \
-		setsid /bin/sh -c "${VM_CMD:-/bin/connscope-itest}" </dev/null &
+		setsid /bin/sh -c "$cmd" </dev/null &
 	pid=$!
 	if [ "$VM_STEP_TIMEOUT" -gt 0 ]; then
 		(

@@ -13,7 +13,9 @@
 #   CONNSCOPE_VM_KERNELS      kernels to boot: "6.1 6.12" (default) or package names
 #   CONNSCOPE_VM_PKG_6_1      package for 6.1  (default: newest linux-image-6.1.0-N-amd64-unsigned)
 #   CONNSCOPE_VM_PKG_6_12     package for 6.12 (default: newest linux-image-6.12.N+deb12-amd64-unsigned)
-#   CONNSCOPE_VM_STRATEGIES   default "preferred second fallback"
+#   CONNSCOPE_VM_STRATEGIES   default "preferred second fallback auto" (auto: the
+#                             agent's own choice; runs the "run: *" tests, the
+#                             forced tiers run the others)
 #   CONNSCOPE_VM_AGENT        agent binary  (default BUILD_DIR/connscope)
 #   CONNSCOPE_VM_ITEST        test driver   (default BUILD_DIR/connscope-itest)
 #   CONNSCOPE_VM_CMD          guest command run per strategy instead of /bin/connscope-itest
@@ -34,7 +36,7 @@ vmdir=$build/vm
 agent=${CONNSCOPE_VM_AGENT:-$build/connscope}
 itest=${CONNSCOPE_VM_ITEST:-$build/connscope-itest}
 kernels=${CONNSCOPE_VM_KERNELS:-6.1 6.12}
-strategies=${CONNSCOPE_VM_STRATEGIES:-preferred second fallback}
+strategies=${CONNSCOPE_VM_STRATEGIES:-preferred second fallback auto}
 modules=${CONNSCOPE_VM_MODULES:-veth nf_tables nft_reject_inet nft_numgen nft_limit nft_ct sch_netem tcp_diag udp_diag}
 vm_timeout=${CONNSCOPE_VM_TIMEOUT:-900}
 step_timeout=${CONNSCOPE_VM_STEP_TIMEOUT:-240}
