@@ -118,9 +118,12 @@ $(BUILD)/bench_%: $(BUILD)/tests/bench/bench_%.o $(AGENT_LIB_OBJS)
 	$(call msg,LD,$@)
 	$(Q)$(CXX) -o $@ $^ -lbenchmark $(LDLIBS)
 
-# Micro-benchmarks of the user-space path (Google Benchmark).
-bench: $(BENCH_BINS)
+# Micro-benchmarks of the user-space path (Google Benchmark), then the
+# agent's overhead on real connections side by side (root).
+bench: $(BENCH_BINS) $(BUILD)/connscope
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
+	@echo "== agent overhead (tests/bench/overhead.sh)"
+	tests/bench/overhead.sh $(BUILD)
 
 test-unit: $(BUILD)/connscope-unit
 	$(BUILD)/connscope-unit

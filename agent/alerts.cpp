@@ -65,7 +65,10 @@ std::string exhaustion_summary(const DestinationStats& d, const PortModel& m) {
            "TIME_WAIT)",
            percent(m.utilization).c_str(), d.dst.c_str(), m.in_use, m.usable_ports, d.connecting, d.open, d.time_wait);
   std::string s = buf;
-  if (m.time_to_exhaustion_s) s += "; exhausted in about " + seconds_text(*m.time_to_exhaustion_s) + " at this rate";
+  if (m.time_to_exhaustion_s && *m.time_to_exhaustion_s < 0.001)
+    s += "; no free port left at this rate";
+  else if (m.time_to_exhaustion_s)
+    s += "; exhausted in about " + seconds_text(*m.time_to_exhaustion_s) + " at this rate";
   return s;
 }
 

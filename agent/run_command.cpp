@@ -91,7 +91,7 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
             static_cast<unsigned long long>(events), static_cast<unsigned long long>(engine.snapshots()),
             static_cast<unsigned long long>(alerts_printed), static_cast<unsigned long long>(engine.decode_errors()));
     if (http && !stop) {
-      fprintf(stderr, "connscope: replay done; serving its final state at http://%s until Ctrl-C\n",
+      fprintf(stderr, "connscope: replay done; serving its final state at http://%s (Ctrl-C to stop)\n",
               http->address().c_str());
       const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(opts.duration_s);
       while (!stop && (opts.duration_s <= 0 || std::chrono::steady_clock::now() < until))

@@ -153,3 +153,25 @@ TEST_CASE("connect rate above the sustainable rate, slow port search, retransmit
   CHECK(find(last, "port_search_slow") == nullptr);
   CHECK(find(last, "retransmit_spike") == nullptr);  // 30/s is the baseline now
 }
+
+TEST_CASE("the exhaustion summary says when and how full") {
+  AlertThresholds t;
+  t.fire_after = 1;
+  AlertEngine e(t);
+  DestinationStats full = destination(1.0);
+  full.time_wait = 100;
+  full.model.time_to_exhaustion_s = 0.0;
+  DestinationStats filling = destination(0.8);
+  filling.dst = "10.0.0.3:80";
+  filling.model.time_to_exhaustion_s = 2.34;
+  Snapshot s = snap(1, {full, filling});
+  e.evaluate(s);
+  std::vector<std::string> summaries;
+  for (const Alert& a : s.alerts)
+    if (a.rule == "ephemeral_ports_warning") summaries.push_back(a.summary);
+  REQUIRE(summaries.size() == 2);
+  CHECK(summaries[0].find("100 % of the ephemeral ports to 10.0.0.2:80 are busy (100 in use of 100: 0 connecting, 0 "
+                          "open, 100 in TIME_WAIT); no free port left at this rate") != std::string::npos);
+  CHECK(summaries[1].find("80 % of the ephemeral ports to 10.0.0.3:80") != std::string::npos);
+  CHECK(summaries[1].find("exhausted in about 2.3 s at this rate") != std::string::npos);
+}
