@@ -148,7 +148,7 @@ boot() {
 	} >"$conf"
 	# shellcheck disable=SC2086 # $modules is a word list
 	"$here/mkinitramfs.sh" "$initrd" "$dir" "$kver" "$conf" "$agent" "$itest" $modules
-	local -a qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 2048
+	local -a qemu=(qemu-system-x86_64 -machine q35 -accel tcg,thread=single -cpu max -smp 2 -m 2048
 		-nographic -no-reboot -nic none -kernel "$vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 panic=-1 quiet ${CONNSCOPE_VM_APPEND:-}")
 
