@@ -8,6 +8,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "address.hpp"
 #include "event_format.hpp"
 #include "port_model.hpp"
 
@@ -31,21 +32,6 @@ Addr to_addr(const uint8_t* p) {
 
 bool is_zero(const Addr& a) {
   return std::all_of(a.begin(), a.end(), [](uint8_t b) { return b == 0; });
-}
-
-bool is_loopback(uint16_t family, const Addr& a) {
-  if (family == AF_INET) return a[0] == 127;
-  static const Addr v6_lo = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  if (a == v6_lo) return true;
-  // IPv4-mapped 127.0.0.0/8
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return std::memcmp(a.data(), mapped, 12) == 0 && a[12] == 127;
-}
-
-std::string endpoint_label(uint16_t family, const Addr& a, uint16_t port) {
-  std::string addr = format_address(family, a.data());
-  if (family == AF_INET6) return "[" + addr + "]:" + std::to_string(port);
-  return addr + ":" + std::to_string(port);
 }
 
 std::string state_label(int state) {
@@ -192,7 +178,7 @@ struct Aggregator::Impl {
     auto d = std::make_unique<Dest>();
     d->stats.key = key;
     d->stats.src = format_address(family, saddr.data());
-    d->stats.dst = endpoint_label(family, daddr, dport);
+    d->stats.dst = format_endpoint(family, daddr, dport);
     d->loopback = is_loopback(family, saddr) || is_loopback(family, daddr);
     d->last_activity_ns = ts;
     Dest* raw = d.get();
@@ -297,7 +283,7 @@ struct Aggregator::Impl {
     auto l = std::make_unique<Listener>();
     l->stats.key = key;
     l->stats.key.addr = addr;
-    l->stats.listen = endpoint_label(family, addr, port);
+    l->stats.listen = format_endpoint(family, addr, port);
     l->last_activity_ns = ts;
     return listeners.emplace(key, std::move(l)).first->second.get();
   }
@@ -607,7 +593,7 @@ void Aggregator::on_listener_sample(uint32_t netns, const std::vector<ListenerIn
     if (!l->stats.other && l->stats.key.addr != info.addr) {
       // Rows first seen in events know only the port: take the bound address.
       l->stats.key.addr = info.addr;
-      l->stats.listen = endpoint_label(info.family, info.addr, info.port);
+      l->stats.listen = format_endpoint(info.family, info.addr, info.port);
     }
     l->last_sample_ns = ts_ns;
     impl_->queue_sample(l, info.queue_len, info.max_backlog);

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "address.hpp"
 #include "host_settings.hpp"
 #include "socket_census.hpp"
 
@@ -122,19 +123,12 @@ std::optional<std::map<std::string, uint64_t>> parse_netstat_counters(std::strin
 // The TcpCounters out of them (a counter the kernel lacks stays 0).
 TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all);
 
-// 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104, as tcp_tw_reuse=2 decides.
-bool is_loopback(uint16_t family, const std::array<uint8_t, 16>& addr);
-
 // Groups a netns's sockets: listeners, TIME_WAIT totals and the outgoing
 // sockets per (local address, remote address, remote port), top
 // `top_destinations` of them. A socket whose local port is a listening port
 // of that family is inbound; the rest with a remote port are outgoing.
 SocketSummary summarize_sockets(const std::vector<SocketRecord>& sockets, const NetnsSettings& settings,
                                 size_t top_destinations = 10);
-
-// "10.0.0.1", "[::1]:443" (with_port), ...
-std::string format_address(uint16_t family, const std::array<uint8_t, 16>& addr);
-std::string format_endpoint(uint16_t family, const std::array<uint8_t, 16>& addr, uint16_t port);
 
 std::vector<Finding> evaluate_host(const HostFacts& facts);  // pure
 

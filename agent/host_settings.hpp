@@ -14,6 +14,7 @@ namespace connscope {
 
 struct PortRange {
   uint16_t lo = 0, hi = 0;  // inclusive
+  bool operator==(const PortRange&) const = default;
 };
 
 struct NetnsSettings {
@@ -30,6 +31,7 @@ struct NetnsSettings {
   uint32_t somaxconn = 4096;     // net.core.somaxconn
   uint32_t max_syn_backlog = 0;  // net.ipv4.tcp_max_syn_backlog
   int syncookies = 1;            // net.ipv4.tcp_syncookies (0 off, 1 on overflow, 2 always)
+  bool operator==(const NetnsSettings&) const = default;
 };
 
 // Parses net.ipv4.ip_local_port_range ("32768\t60999\n"). Rejects anything

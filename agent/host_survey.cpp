@@ -17,19 +17,6 @@ uint64_t monotonic_now_ns() {
 
 namespace {
 
-bool same_settings(const NetnsSettings& a, const NetnsSettings& b) {
-  auto ranges_equal = [](const std::vector<PortRange>& x, const std::vector<PortRange>& y) {
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i)
-      if (x[i].lo != y[i].lo || x[i].hi != y[i].hi) return false;
-    return true;
-  };
-  return a.port_lo == b.port_lo && a.port_hi == b.port_hi && ranges_equal(a.reserved, b.reserved) &&
-         a.usable_ports == b.usable_ports && a.tw_reuse == b.tw_reuse && a.tw_reuse_delay_ms == b.tw_reuse_delay_ms &&
-         a.timestamps == b.timestamps && a.fin_timeout == b.fin_timeout && a.max_tw_buckets == b.max_tw_buckets &&
-         a.somaxconn == b.somaxconn && a.max_syn_backlog == b.max_syn_backlog && a.syncookies == b.syncookies;
-}
-
 constexpr uint32_t kListenMask = 1u << 10;               // TCP_LISTEN
 constexpr uint32_t kCensusMask = 0xfffu & ~kListenMask;  // every other state
 
@@ -80,7 +67,7 @@ void HostSurvey::poll_once(uint64_t now_ns) {
             if (auto s = read_netns_settings("/proc", &err)) {
               s->netns = netns;
               auto it = last_settings_.find(netns);
-              if (it == last_settings_.end() || !same_settings(it->second, *s)) {
+              if (it == last_settings_.end() || it->second != *s) {
                 last_settings_[netns] = *s;
                 batch.settings.emplace_back(ts, *s);
               }
