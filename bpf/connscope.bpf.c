@@ -3,7 +3,7 @@
  * connscope BPF programs. Five hook families, each with up to three attach
  * tiers (preferred: fentry/fexit, tp_btf; second: kprobe/kretprobe, raw_tp;
  * fallback: cgroup sock_addr + sock_ops + classic tracepoints). The loader
- * (agent/loader.cpp) enables exactly one tier per family via autoload; twin
+ * (agent/probes/loader.cpp) enables exactly one tier per family via autoload; twin
  * programs call one shared handler so every tier produces the same records.
  */
 #include "connscope.bpf.h"

@@ -2,7 +2,7 @@
 /*
  * Event records shared by the BPF programs (bpf/) and the agent (agent/).
  * One definition of each record, fixed-width fields only. The agent
- * static_asserts the sizes and offsets it decodes (agent/event_decoder.cpp).
+ * static_asserts the sizes and offsets it decodes (agent/events/event_decoder.cpp).
  *
  * Byte order: ports are host order; addresses are network order bytes,
  * IPv4 in the first 4 bytes of the 16-byte arrays.

@@ -1,5 +1,5 @@
 // Google Benchmark: histogram record / quantile / merge costs.
-// g++ -std=c++20 -O2 -Iinclude -Iagent tests/bench/bench_histogram.cpp agent/histogram.cpp -lbenchmark -lpthread
+// g++ -std=c++20 -O2 -Iinclude -Iagent tests/bench/bench_histogram.cpp agent/aggregate/histogram.cpp -lbenchmark -lpthread
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "histogram.hpp"
+#include "aggregate/histogram.hpp"
 
 using namespace connscope;
 

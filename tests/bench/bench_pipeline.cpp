@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "aggregator.hpp"
-#include "event_decoder.hpp"
-#include "prometheus_text.hpp"
-#include "recording.hpp"
-#include "snapshot_json.hpp"
+#include "aggregate/aggregator.hpp"
+#include "events/event_decoder.hpp"
+#include "export/prometheus_text.hpp"
+#include "record/recording.hpp"
+#include "export/snapshot_json.hpp"
 
 using namespace connscope;
 

@@ -255,12 +255,15 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
   return s;
 }
 
-std::string unit_file_path(const std::string& relative) {
-  return (std::filesystem::path(__FILE__).parent_path() / relative).string();
+std::string repo_path(const std::string& relative) {
+  // This file is tests/unit/snapshot_fixture.cpp.
+  return (std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / relative).string();
 }
 
+std::string fixture_path(const std::string& relative) { return repo_path("tests/fixtures/" + relative); }
+
 std::string compare_golden(const std::string& name, const std::string& actual) {
-  const std::string path = unit_file_path("golden/" + name);
+  const std::string path = fixture_path("golden/" + name);
   const char* update = std::getenv("UPDATE_GOLDEN");
   if (update != nullptr && std::string(update) == "1") {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

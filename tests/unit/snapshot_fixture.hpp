@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "snapshot.hpp"
+#include "aggregate/snapshot.hpp"
 
 namespace connscope::test {
 
@@ -18,9 +18,11 @@ constexpr double kFixtureTimestamp = 1732222222.5;
 // fixtures differ (history tests).
 Snapshot make_fixture_snapshot(uint64_t seq = 42, double timestamp = kFixtureTimestamp);
 
-// Test helper: the text of a file next to the tests (tests/unit/<relative>).
-std::string unit_file_path(const std::string& relative);
-// Compares `actual` with tests/unit/golden/<name>; UPDATE_GOLDEN=1 rewrites it.
+// The path of a file in the source tree (repo_path("docs/metrics.md")).
+std::string repo_path(const std::string& relative);
+// The path of a file in the one fixtures tree (tests/fixtures/<relative>).
+std::string fixture_path(const std::string& relative);
+// Compares `actual` with tests/fixtures/golden/<name>; UPDATE_GOLDEN=1 rewrites it.
 // Returns "" when equal, else a message naming the first differing line.
 std::string compare_golden(const std::string& name, const std::string& actual);
 

@@ -1,0 +1,388 @@
+#include "cli/cli.hpp"
+
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <sstream>
+
+#include "cli/version.hpp"
+
+namespace connscope {
+namespace {
+
+bool parse_u64(std::string_view s, uint64_t* out) {
+  auto res = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return res.ec == std::errc() && res.ptr == s.data() + s.size() && !s.empty();
+}
+
+// --netns accepts an inode number or a path (/proc/PID/ns/net, /run/netns/NAME).
+bool resolve_netns(const std::string& text, uint32_t* inode, std::string* error) {
+  uint64_t v = 0;
+  if (parse_u64(text, &v) && v > 0 && v <= UINT32_MAX) {
+    *inode = static_cast<uint32_t>(v);
+    return true;
+  }
+  struct stat st {};
+  if (::stat(text.c_str(), &st) != 0) {
+    *error = "--netns " + text + ": not an inode number and no such file; give an inode (readlink /proc/PID/ns/net) " +
+             "or a path like /run/netns/NAME";
+    return false;
+  }
+  *inode = static_cast<uint32_t>(st.st_ino);
+  return true;
+}
+
+// --cgroup accepts a cgroup v2 directory or a cgroup id.
+bool resolve_cgroup(const std::string& text, __u64* id, std::string* error) {
+  uint64_t v = 0;
+  if (parse_u64(text, &v) && v > 0) {
+    *id = v;
+    return true;
+  }
+
+  struct stat st {};
+  if (::stat(text.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *error = "--cgroup " + text +
+             ": not a cgroup v2 directory (e.g. /sys/fs/cgroup/unified/system.slice/nginx.service) " +
+             "nor a cgroup id";
+    return false;
+  }
+  *id = st.st_ino;
+  return true;
+}
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+bool parse_port_list(const std::string& text, std::vector<uint16_t>* ports, std::string* error) {
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    uint64_t v = 0;
+    if (!parse_u64(item, &v) || v == 0 || v > 65535) {
+      *error = "'" + item + "' is not a port number (1-65535)";
+      return false;
+    }
+    ports->push_back(static_cast<uint16_t>(v));
+  }
+  if (ports->empty()) {
+    *error = "empty port list";
+    return false;
+  }
+  if (ports->size() > CS_MAX_PORT_FILTER) {
+    *error = "at most " + std::to_string(CS_MAX_PORT_FILTER) + " ports";
+    return false;
+  }
+  return true;
+}
+
+bool parse_size(const std::string& text, uint32_t* bytes, std::string* error) {
+  uint64_t mult = 1;
+  std::string digits = text;
+  if (!digits.empty()) {
+    char suffix = static_cast<char>(std::toupper(static_cast<unsigned char>(digits.back())));
+    if (suffix == 'K' || suffix == 'M' || suffix == 'G') {
+      mult = suffix == 'K' ? 1ull << 10 : suffix == 'M' ? 1ull << 20 : 1ull << 30;
+      digits.pop_back();
+    }
+  }
+  uint64_t v = 0;
+  if (!parse_u64(digits, &v) || v * mult < 4096 || v * mult > (1ull << 30)) {
+    *error = "'" + text + "' is not a size between 4K and 1G (e.g. 8M)";
+    return false;
+  }
+  *bytes = static_cast<uint32_t>(v * mult);
+  return true;
+}
+
+bool parse_strategy_flag(const std::string& text, std::map<Family, Tier>* forced, std::string* error) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos) {
+    *error = "'" + text + "' must be FAMILY=STRATEGY, e.g. connect=fallback or all=kprobe";
+    return false;
+  }
+  std::string fam = text.substr(0, eq), name = text.substr(eq + 1);
+  std::vector<Family> families;
+  if (fam == "all") {
+    families.assign(all_families.begin(), all_families.end());
+  } else if (auto f = parse_family(fam)) {
+    families.push_back(*f);
+  } else {
+    *error = "unknown family '" + fam + "' (connect, port_alloc, state, retransmit, accept_queue, all)";
+    return false;
+  }
+  for (Family f : families) {
+    // "all=kprobe" means the second tier everywhere (raw_tp for tracepoint families).
+    auto t = parse_strategy(f, name);
+    if (!t && fam == "all") {
+      for (Family g : all_families)
+        for (Tier tier : all_tiers)
+          if (strategy_name(g, tier) == name) t = tier;
+    }
+    if (!t) {
+      *error = "unknown strategy '" + name + "' for " + std::string(family_name(f)) + " (" +
+               std::string(strategy_name(f, Tier::preferred)) + ", " + std::string(strategy_name(f, Tier::second)) +
+               ", " + std::string(strategy_name(f, Tier::fallback)) + ", or preferred/second/fallback)";
+      return false;
+    }
+    (*forced)[f] = *t;
+  }
+  return true;
+}
+
+bool parse_listen(const std::string& text, std::string* host, uint16_t* port, bool* enabled, std::string* error) {
+  if (text == "off" || text == "none") {
+    *enabled = false;
+    return true;
+  }
+  *enabled = true;
+  std::string h, p;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      *error = "'" + text + "' must be [IPV6]:PORT, e.g. [::1]:9464";
+      return false;
+    }
+    h = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) {
+      *error = "'" + text + "' must be ADDRESS:PORT, e.g. 127.0.0.1:9464 (or off)";
+      return false;
+    }
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+    if (h.find(':') != std::string::npos) {
+      *error = "'" + text + "': put an IPv6 address in brackets, e.g. [::1]:9464";
+      return false;
+    }
+  }
+  uint64_t v = 0;
+  if (!parse_u64(p, &v) || v > 65535) {
+    *error = "'" + text + "': '" + p + "' is not a port number (0-65535)";
+    return false;
+  }
+  *host = h.empty() ? "0.0.0.0" : h;
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+ParsedCommand parse_command_line(const std::vector<std::string>& args) {
+  ParsedCommand out;
+  CLI::App app{
+      "connscope: live TCP connection health for gateway hosts (connect latency, ephemeral-port exhaustion, "
+      "port-search cost, retransmits, accept-queue overflows), from CO-RE eBPF programs that pick the best hook "
+      "each kernel allows.",
+      "connscope"};
+  app.require_subcommand(1);
+  // `connscope run --config FILE`: CLI11 reads config files at the top level,
+  // so the option lives here and subcommands let it fall through. Keys are
+  // the long flag names in a section per subcommand ([run] interval = 0.5);
+  // an unknown key is an error, like an unknown flag.
+  app.fallthrough();
+  app.set_config("--config", "",
+                 "Read options from a TOML file: a [run] (or [record], [trace]) section with the long flag names as "
+                 "keys, e.g. [run] interval = 0.5")
+      ->check(CLI::ExistingFile);
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  app.set_version_flag("--version", "connscope " CONNSCOPE_VERSION);
+
+  std::vector<std::string> strategies;
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_option("--strategy", strategies,
+                    "Force a strategy: FAMILY=NAME (repeatable). Families: connect, port_alloc, state, retransmit, "
+                    "accept_queue, all. Names: fentry|kprobe|fallback, tp_btf|raw_tp|tracepoint, or the tier "
+                    "aliases preferred|second|fallback");
+    sub->add_option("--btf", out.common.btf_path, "Kernel BTF file when /sys/kernel/btf/vmlinux is missing");
+    sub->add_flag("-v,--verbose", out.common.verbose, "Print libbpf's messages");
+  };
+
+  CLI::App* probe = app.add_subcommand("probe", "Show which hook strategy each family would use here, and why");
+  add_common(probe);
+  probe->add_flag("--json", out.probe_json, "Print JSON: {\"families\":[{family,strategy,ok,rejected}]}");
+
+  std::string pid, netns, cgroup, lports, rports, ringbuf;
+  auto add_capture = [&](CLI::App* sub, CaptureOptions& c) {
+    sub->add_option("-d,--duration", c.duration_s, "Stop after SECONDS (default: until Ctrl-C)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("-p,--pid", pid, "Only connections of this process id");
+    sub->add_option("--cgroup", cgroup, "Only this cgroup v2 directory (or cgroup id)");
+    sub->add_option("--netns", netns, "Only this network namespace: inode or path (/run/netns/NAME)");
+    sub->add_option("--lport", lports, "Only these local ports (comma list, up to 8)");
+    sub->add_option("--rport", rports, "Only these remote ports (comma list, up to 8)");
+    sub->add_option("--ringbuf-size", ringbuf, "Ring buffer size, e.g. 8M (default 8M, rounded up to a power of 2)");
+    sub->add_option("--poll-interval", c.poll_interval_s,
+                    "Seconds between accept-queue polls of every namespace's listeners (default 1)")
+        ->check(CLI::Range(0.05, 3600.0));
+  };
+
+  CLI::App* trace = app.add_subcommand("trace", "Print decoded connection events, one per line");
+  add_common(trace);
+  add_capture(trace, out.trace);
+  trace->add_flag("--json", out.trace.json, "JSON lines (schema: docs/trace-json.md)");
+  trace->add_option("-o,--output", out.trace.output, "Write events to FILE ('-' = stdout)");
+  trace->add_flag("--all-states", out.trace.all_states, "Emit every TCP state transition, not only the key ones");
+
+  RunOptions& r = out.run;
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "The agent: per-destination and per-listener health, latency heatmaps, the ephemeral-port exhaustion model and "
+      "alerts, served as Prometheus metrics and JSON over HTTP (default 127.0.0.1:9464) and as JSON lines");
+  add_common(run);
+  add_capture(run, r);
+  run->add_option("-i,--interval", r.interval_s, "Seconds per snapshot, heatmap frame and alert evaluation (default 1)")
+      ->check(CLI::Range(0.05, 3600.0));
+  run->add_option("--json-out", r.json_out,
+                  "Write one JSON snapshot per interval to FILE ('-' = stdout; docs/run-json.md)");
+  run->add_option("--listen", r.listen,
+                  "HTTP address for /metrics and /api/v1/* (default 127.0.0.1:9464; [::1]:9464, :9464 for all "
+                  "addresses, off to disable)");
+  run->add_option("--top-destinations", r.top_destinations,
+                  "Destinations with their own row and labels; the rest fold into dst=\"other\" (default 256)")
+      ->check(CLI::Range(1, 100000));
+  run->add_option("--top-listeners", r.top_listeners, "Listeners with their own row (default 256)")
+      ->check(CLI::Range(1, 100000));
+  run->add_option("--max-sockets", r.max_sockets,
+                  "Sockets tracked for ports-in-use counts; beyond, counted as untracked (default 1048576)")
+      ->check(CLI::Range(1024, 1 << 26));
+  run->add_option("--reconcile-interval", r.reconcile_interval_s,
+                  "Seconds between sock_diag reconciliations of the ports-in-use counts (default 5, 0 = off)")
+      ->check(CLI::Range(0.0, 3600.0));
+  run->add_option("--history", r.history_s, "Seconds of heatmap history for /api/v1/heatmap (default 600)")
+      ->check(CLI::Range(10.0, 86400.0));
+  run->add_option("--destination-idle", r.destination_idle_s,
+                  "Drop a destination's row after this many idle seconds with no ports held (default 300)")
+      ->check(CLI::Range(10.0, 86400.0));
+  run->add_option("--warn-utilization", r.alerts.warn_utilization,
+                  "Ephemeral-port utilization that raises ephemeral_ports_warning (default 0.70)")
+      ->check(CLI::Range(0.01, 1.0));
+  run->add_option("--crit-utilization", r.alerts.crit_utilization,
+                  "Utilization that raises ephemeral_ports_critical (default 0.90)")
+      ->check(CLI::Range(0.01, 1.0));
+  run->add_option("--port-search-p99", r.alerts.port_search_p99_s,
+                  "Seconds: port-search p99 above this raises port_search_slow (default 0.001)")
+      ->check(CLI::Range(1e-7, 60.0));
+  run->add_option("--retransmit-rate", r.alerts.retransmit_rate,
+                  "Retransmits/s to one destination that can raise retransmit_spike (default 10)")
+      ->check(CLI::Range(0.001, 1e9));
+  run->add_option("--retransmit-factor", r.alerts.retransmit_factor,
+                  "...when also this many times the destination's recent baseline (default 3)")
+      ->check(CLI::Range(1.0, 1e6));
+  run->add_option("--alert-fire-after", r.alerts.fire_after,
+                  "Intervals a threshold must hold before its alert fires (default 2; failures fire at once)")
+      ->check(CLI::Range(1, 1000));
+  run->add_option("--alert-resolve-after", r.alerts.resolve_after,
+                  "Intervals a condition must be clear before its alert resolves (default 5)")
+      ->check(CLI::Range(1, 1000));
+  run->add_option("--replay", r.replay,
+                  "Feed a recording (connscope record) through aggregation, alerts and exports: no BPF, no root");
+  std::string speed = "max";
+  run->add_option("--replay-speed", speed, "recorded (real time) or max (default)")
+      ->check(CLI::IsMember({"recorded", "max"}));
+  run->add_flag("-q,--quiet", r.quiet, "No alert lines on stderr");
+
+  CLI::App* record = app.add_subcommand(
+      "record", "Save the raw event stream (with the namespaces' sysctls and socket census) for `run --replay`");
+  add_common(record);
+  add_capture(record, out.record);
+  record->add_option("-o,--out", out.record.out, "Recording file to write")->required();
+  record
+      ->add_option("--census-interval", out.record.census_interval_s,
+                   "Seconds between socket census snapshots in the recording (default 5, 0 = off)")
+      ->check(CLI::Range(0.0, 3600.0));
+
+  CLI::App* doctor = app.add_subcommand(
+      "doctor", "One-shot report of the host settings that decide port exhaustion and accept-queue drops");
+  doctor->add_flag("--json", out.doctor_json, "Print JSON");
+
+  std::vector<std::string> argv_rev(args.rbegin(), args.rend());
+  try {
+    app.parse(argv_rev);
+  } catch (const CLI::CallForHelp& e) {
+    out.message = app.help();
+    for (CLI::App* sub : {probe, trace, run, record, doctor})
+      if (sub->parsed()) out.message = sub->help();
+    return out;
+  } catch (const CLI::CallForVersion& e) {
+    out.message = "connscope " CONNSCOPE_VERSION "\n";
+    return out;
+  } catch (const CLI::ParseError& e) {
+    out.exit_code = 2;
+    std::string what = one_line(e.what());
+    const std::string ini = "INI was not able to parse ";
+    if (what.rfind(ini, 0) == 0)
+      what = "--config: unknown key '" + what.substr(ini.size()) +
+             "': keys are long flag names under a [run], [record] or [trace] section, e.g. [run] interval = 0.5";
+    out.message = "connscope: " + what + " (see connscope --help)";
+    return out;
+  }
+
+  auto fail = [&](const std::string& msg) {
+    out.kind = ParsedCommand::Kind::none;
+    out.exit_code = 2;
+    out.message = "connscope: " + msg;
+    return out;
+  };
+  std::string err;
+  for (const auto& s : strategies)
+    if (!parse_strategy_flag(s, &out.common.forced, &err)) return fail("--strategy " + err);
+
+  if (probe->parsed()) {
+    out.kind = ParsedCommand::Kind::probe;
+    return out;
+  }
+  if (doctor->parsed()) {
+    out.kind = ParsedCommand::Kind::doctor;
+    return out;
+  }
+  CaptureOptions* capture = &out.trace;
+  out.kind = ParsedCommand::Kind::trace;
+  if (run->parsed()) {
+    out.kind = ParsedCommand::Kind::run;
+    capture = &out.run;
+    r.replay_realtime = speed == "recorded";
+    // A replay serves HTTP only when asked to (--listen given).
+    if (!r.replay.empty() && run->count("--listen") == 0) r.listen = "off";
+    if (!parse_listen(r.listen, &r.listen_host, &r.listen_port, &r.http, &err)) return fail("--listen " + err);
+    if (r.alerts.warn_utilization >= r.alerts.crit_utilization)
+      return fail("--warn-utilization (" + std::to_string(r.alerts.warn_utilization) +
+                  ") must be below --crit-utilization (" + std::to_string(r.alerts.crit_utilization) + ")");
+    if (!r.replay.empty() && !r.json_out.empty() && r.json_out == r.replay)
+      return fail("--json-out would overwrite the --replay file " + r.replay);
+  } else if (record->parsed()) {
+    out.kind = ParsedCommand::Kind::record;
+    capture = &out.record;
+  }
+  cs_filter& f = capture->filter;
+  if (!pid.empty()) {
+    uint64_t v = 0;
+    if (!parse_u64(pid, &v) || v == 0 || v > INT32_MAX) return fail("--pid '" + pid + "' is not a process id");
+    f.tgid = static_cast<uint32_t>(v);
+  }
+  if (!netns.empty() && !resolve_netns(netns, &f.netns, &err)) return fail(err);
+  if (!cgroup.empty() && !resolve_cgroup(cgroup, &f.cgroup_id, &err)) return fail(err);
+  std::vector<uint16_t> ports;
+  if (!lports.empty()) {
+    if (!parse_port_list(lports, &ports, &err)) return fail("--lport " + err);
+    std::copy(ports.begin(), ports.end(), f.lports);
+    f.n_lports = static_cast<uint8_t>(ports.size());
+  }
+  ports.clear();
+  if (!rports.empty()) {
+    if (!parse_port_list(rports, &ports, &err)) return fail("--rport " + err);
+    std::copy(ports.begin(), ports.end(), f.rports);
+    f.n_rports = static_cast<uint8_t>(ports.size());
+  }
+  if (!ringbuf.empty() && !parse_size(ringbuf, &capture->ringbuf_bytes, &err)) return fail("--ringbuf-size " + err);
+  return out;
+}
+
+}  // namespace connscope

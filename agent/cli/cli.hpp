@@ -1,0 +1,81 @@
+// Command-line parsing (CLI11). Pure: parse_command_line() validates every
+// value and returns a one-line error naming the flag and the fix.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "aggregate/alerts.hpp"
+#include "connscope/events.h"
+#include "probes/strategy.hpp"
+
+namespace connscope {
+
+struct CommonOptions {
+  std::map<Family, Tier> forced;  // --strategy FAMILY=NAME
+  std::string btf_path;           // --btf
+  bool verbose = false;
+};
+
+// What to capture and how: shared by trace, run and record.
+struct CaptureOptions {
+  cs_filter filter{};
+  uint32_t ringbuf_bytes = 8u << 20;
+  double poll_interval_s = 1.0;  // accept-queue poll (listener queue samples; overflows on the fallback tier)
+  double duration_s = 0;         // 0 = until SIGINT/SIGTERM
+};
+
+struct TraceOptions : CaptureOptions {
+  bool json = false;
+  std::string output = "-";
+  bool all_states = false;
+};
+
+struct RunOptions : CaptureOptions {
+  double interval_s = 1.0;
+  std::string json_out;                   // "" = none, "-" = stdout
+  std::string listen = "127.0.0.1:9464";  // "off" = no HTTP
+  std::string listen_host = "127.0.0.1";  // parsed from listen
+  uint16_t listen_port = 9464;
+  bool http = true;
+  size_t top_destinations = 256;
+  size_t top_listeners = 256;
+  size_t max_sockets = 1u << 20;
+  double reconcile_interval_s = 5;  // 0 = off
+  double history_s = 600;           // heatmap history kept for /api/v1/heatmap
+  double destination_idle_s = 300;
+  AlertThresholds alerts;
+  std::string replay;            // --replay FILE: no BPF, no root
+  bool replay_realtime = false;  // --replay-speed recorded
+  bool quiet = false;            // no alert lines on stderr
+};
+
+struct RecordOptions : CaptureOptions {
+  std::string out;
+  double census_interval_s = 5;  // socket census snapshots kept in the recording
+};
+
+struct ParsedCommand {
+  enum class Kind { none, probe, trace, run, record, doctor } kind = Kind::none;
+  CommonOptions common;
+  TraceOptions trace;
+  RunOptions run;
+  RecordOptions record;
+  bool probe_json = false;
+  bool doctor_json = false;
+  int exit_code = 0;    // for help/version/errors (kind == none)
+  std::string message;  // help text or the error line
+};
+
+ParsedCommand parse_command_line(const std::vector<std::string>& args);
+
+// Helpers exposed for tests.
+bool parse_port_list(const std::string& text, std::vector<uint16_t>* ports, std::string* error);
+bool parse_size(const std::string& text, uint32_t* bytes, std::string* error);
+bool parse_strategy_flag(const std::string& text, std::map<Family, Tier>* forced, std::string* error);
+// "127.0.0.1:9464", "[::1]:9464", ":9464" (all addresses), "off".
+bool parse_listen(const std::string& text, std::string* host, uint16_t* port, bool* enabled, std::string* error);
+
+}  // namespace connscope

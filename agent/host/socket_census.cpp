@@ -1,0 +1,121 @@
+#include "host/socket_census.hpp"
+
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/unique_fd.hpp"
+
+namespace connscope {
+
+int walk_inet_diag(std::span<const uint8_t> buf,
+                   const std::function<void(const inet_diag_msg&, std::span<const uint8_t> attrs)>& fn) {
+  size_t off = 0;
+  while (off < buf.size()) {
+    if (buf.size() - off < sizeof(nlmsghdr)) return -EBADMSG;  // a cut header
+    nlmsghdr h;
+    std::memcpy(&h, buf.data() + off, sizeof h);
+    if (h.nlmsg_len < sizeof h || h.nlmsg_len > buf.size() - off) return -EBADMSG;
+    if (h.nlmsg_type == NLMSG_DONE) {
+      // A dump that failed in the kernel reports its error as the DONE payload.
+      int status = 0;
+      if (h.nlmsg_len >= NLMSG_LENGTH(sizeof status))
+        std::memcpy(&status, buf.data() + off + NLMSG_HDRLEN, sizeof status);
+      return status < 0 ? status : 1;
+    }
+    if (h.nlmsg_type == NLMSG_ERROR) {
+      nlmsgerr e;
+      if (h.nlmsg_len < NLMSG_LENGTH(sizeof e)) return -EBADMSG;
+      std::memcpy(&e, buf.data() + off + NLMSG_HDRLEN, sizeof e);
+      return e.error < 0 ? e.error : -EBADMSG;
+    }
+    if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+      inet_diag_msg m;
+      if (h.nlmsg_len < NLMSG_LENGTH(sizeof m)) return -EBADMSG;
+      std::memcpy(&m, buf.data() + off + NLMSG_HDRLEN, sizeof m);
+      const size_t attrs_at = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof m);
+      std::span<const uint8_t> attrs;
+      if (h.nlmsg_len > attrs_at) attrs = buf.subspan(off + attrs_at, h.nlmsg_len - attrs_at);
+      fn(m, attrs);
+    }
+    off += NLMSG_ALIGN(h.nlmsg_len);
+  }
+  return 0;
+}
+
+int parse_sock_diag_sockets(std::span<const uint8_t> buf, std::vector<SocketRecord>* out) {
+  const size_t before = out->size();
+  const int r = walk_inet_diag(buf, [out](const inet_diag_msg& m, std::span<const uint8_t>) {
+    if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6) return;
+    SocketRecord s;
+    s.family = m.idiag_family;
+    std::memcpy(s.saddr.data(), m.id.idiag_src, s.saddr.size());
+    std::memcpy(s.daddr.data(), m.id.idiag_dst, s.daddr.size());
+    if (s.family == AF_INET) {  // only the first word is defined for IPv4
+      std::memset(s.saddr.data() + 4, 0, 12);
+      std::memset(s.daddr.data() + 4, 0, 12);
+    }
+    s.sport = ntohs(m.id.idiag_sport);
+    s.dport = ntohs(m.id.idiag_dport);
+    s.state = m.idiag_state;
+    s.expires_ms = m.idiag_expires;
+    s.rqueue = m.idiag_rqueue;
+    s.wqueue = m.idiag_wqueue;
+    s.uid = m.idiag_uid;
+    s.inode = m.idiag_inode;
+    out->push_back(s);
+  });
+  if (r < 0) out->resize(before);
+  return r;
+}
+
+int inet_diag_dump(int fd, uint8_t family, uint32_t states, uint8_t ext, uint32_t seq,
+                   const std::function<int(std::span<const uint8_t>)>& parse) {
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  msg.nlh.nlmsg_seq = seq;
+  msg.req.sdiag_family = family;
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = states;
+  msg.req.idiag_ext = ext;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
+
+  // Larger than any dump skb (the kernel caps them at 32 KiB); MSG_TRUNC
+  // would still be caught below.
+  std::vector<uint8_t> buf(size_t{64} * 1024);
+  for (;;) {
+    iovec iov{buf.data(), buf.size()};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    const ssize_t n = ::recvmsg(fd, &mh, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) return -EBADMSG;
+    if (mh.msg_flags & MSG_TRUNC) return -EMSGSIZE;
+    const int r = parse(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+    if (r != 0) return r < 0 ? r : 0;
+  }
+}
+
+int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask) {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!fd) return -errno;
+  auto parse = [out](std::span<const uint8_t> buf) { return parse_sock_diag_sockets(buf, out); };
+  if (int r = inet_diag_dump(fd.get(), AF_INET, state_mask, 0, 1, parse); r < 0) return r;
+  return inet_diag_dump(fd.get(), AF_INET6, state_mask, 0, 2, parse);
+}
+
+}  // namespace connscope
