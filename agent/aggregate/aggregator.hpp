@@ -18,10 +18,10 @@
 #include "aggregate/histogram.hpp"
 #include "aggregate/snapshot.hpp"
 #include "events/event_decoder.hpp"
+#include "events/losses.hpp"
 #include "host/host_settings.hpp"
 #include "host/listener_poller.hpp"
 #include "host/socket_census.hpp"
-#include "probes/loader.hpp"
 
 namespace connscope {
 

@@ -9,23 +9,10 @@
 
 #include "aggregate/alerts.hpp"
 #include "connscope/events.h"
+#include "probes/capture_config.hpp"
 #include "probes/strategy.hpp"
 
 namespace connscope {
-
-struct CommonOptions {
-  std::map<Family, Tier> forced;  // --strategy FAMILY=NAME
-  std::string btf_path;           // --btf
-  bool verbose = false;
-};
-
-// What to capture and how: shared by trace, run and record.
-struct CaptureOptions {
-  cs_filter filter{};
-  uint32_t ringbuf_bytes = 8u << 20;
-  double poll_interval_s = 1.0;  // accept-queue poll (listener queue samples; overflows on the fallback tier)
-  double duration_s = 0;         // 0 = until SIGINT/SIGTERM
-};
 
 struct TraceOptions : CaptureOptions {
   bool json = false;

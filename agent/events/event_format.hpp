@@ -6,7 +6,7 @@
 #include <string>
 
 #include "events/event_decoder.hpp"
-#include "probes/loader.hpp"
+#include "events/losses.hpp"
 
 namespace connscope {
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "connscope/events.h"
+#include "events/losses.hpp"
 #include "probes/strategy.hpp"
 
 struct connscope_bpf;
@@ -25,12 +26,6 @@ struct LoaderConfig {
   std::string btf_path;  // "" = running kernel's BTF
   std::string cgroup2_path;
   bool all_states = false;
-};
-
-struct LossCounters {
-  uint64_t lost_total = 0;
-  std::array<uint64_t, CS_EV_TYPE_MAX> lost_by_type{};
-  uint64_t map_full = 0;
 };
 
 // A program of one family failed to load or attach: the caller may retry

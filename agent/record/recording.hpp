@@ -23,10 +23,10 @@
 #include <vector>
 
 #include "aggregate/snapshot.hpp"
+#include "events/losses.hpp"
 #include "host/host_settings.hpp"
 #include "host/listener_poller.hpp"
 #include "host/socket_census.hpp"
-#include "probes/loader.hpp"
 
 namespace connscope {
 
