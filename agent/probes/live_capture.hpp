@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "aggregate/snapshot.hpp"
-#include "cli/cli.hpp"
-#include "cli/commands.hpp"
 #include "host/host_survey.hpp"
+#include "probes/capture_config.hpp"
 #include "probes/loader.hpp"
+#include "probes/plan.hpp"
 
 namespace connscope {
 
