@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "aggregate/snapshot.hpp"
 #include "cli/cli.hpp"
 #include "probes/plan.hpp"
 
@@ -16,5 +17,7 @@ int run_record(const CommonOptions& common, const RecordOptions& opts);
 
 struct BuildInfo;
 BuildInfo build_info();  // version and `uname -r`
+// The strategies in use, as the snapshot's health and a recording's meta name them.
+std::vector<StrategyInUse> strategies_in_use(const std::vector<FamilyChoice>& choices);
 
 }  // namespace connscope

@@ -8,6 +8,7 @@
 #include "export/prometheus_text.hpp"
 #include "probes/live_capture.hpp"
 #include "record/recording.hpp"
+#include "util/clock.hpp"
 
 namespace connscope {
 namespace {
@@ -60,11 +61,9 @@ int run_record(const CommonOptions& common, const RecordOptions& opts) {
   const BuildInfo b = build_info();
   meta.version = b.version;
   meta.kernel = b.kernel;
-  meta.strategies = capture.strategies();
+  meta.strategies = strategies_in_use(capture.choices());
   meta.start_mono_ns = monotonic_now_ns();
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  meta.start_unix_s = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  meta.start_unix_s = unix_now_s();
   writer.meta(meta);
   fprintf(stderr, "connscope: recording to %s (%s); Ctrl-C to stop\n", opts.out.c_str(),
           capture.strategies_line().c_str());

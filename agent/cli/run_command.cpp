@@ -17,15 +17,10 @@
 #include "export/prometheus_text.hpp"
 #include "probes/live_capture.hpp"
 #include "record/recording.hpp"
+#include "util/clock.hpp"
 
 namespace connscope {
 namespace {
-
-double unix_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 
 class EngineSink : public CaptureSink {
  public:
@@ -51,6 +46,13 @@ BuildInfo build_info() {
   utsname u{};
   uname(&u);
   return BuildInfo{CONNSCOPE_VERSION, u.release};
+}
+
+std::vector<StrategyInUse> strategies_in_use(const std::vector<FamilyChoice>& choices) {
+  std::vector<StrategyInUse> out;
+  for (const auto& c : choices)
+    if (c.tier) out.push_back({std::string(family_name(c.family)), std::string(strategy_name(c.family, *c.tier))});
+  return out;
 }
 
 int run_run(const CommonOptions& common, const RunOptions& opts) {
@@ -103,13 +105,13 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   SurveyConfig survey;
   survey.census_interval_s = opts.reconcile_interval_s;
   LiveCapture capture(common, opts, survey);
-  engine.set_strategies(capture.strategies());
-  if (pub) pub->set_strategies(capture.strategies());
+  engine.set_strategies(strategies_in_use(capture.choices()));
+  if (pub) pub->set_strategies(strategies_in_use(capture.choices()));
   fprintf(stderr, "connscope: running (%s), %zu programs attached, a snapshot every %gs; %s%s; Ctrl-C to stop\n",
           capture.strategies_line().c_str(), capture.attached_links(), opts.interval_s, where.c_str(),
           opts.json_out.empty() ? "" : (", JSON lines to " + opts.json_out).c_str());
   EngineSink sink(engine);
-  engine.start(monotonic_now_ns(), unix_now());
+  engine.start(monotonic_now_ns(), unix_now_s());
   capture.run(sink, stop);
   engine.finish(monotonic_now_ns());
   fprintf(stderr, "connscope: %llu snapshots, %llu alert changes, %llu undecodable records\n",

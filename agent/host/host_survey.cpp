@@ -6,14 +6,9 @@
 #include <cstring>
 
 #include "host/netns.hpp"
+#include "util/clock.hpp"
 
 namespace connscope {
-
-uint64_t monotonic_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 namespace {
 

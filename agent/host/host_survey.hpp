@@ -20,6 +20,7 @@
 #include "host/host_settings.hpp"
 #include "host/listener_poller.hpp"
 #include "host/socket_census.hpp"
+#include "util/clock.hpp"
 
 namespace connscope {
 
@@ -81,7 +82,5 @@ class HostSurvey {
   bool failed_ = false;
   std::thread thread_;
 };
-
-uint64_t monotonic_now_ns();
 
 }  // namespace connscope

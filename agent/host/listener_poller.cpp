@@ -22,17 +22,12 @@
 #include "host/netns.hpp"
 #include "host/procfs.hpp"
 #include "host/socket_census.hpp"
+#include "util/clock.hpp"
 #include "util/unique_fd.hpp"
 
 namespace connscope {
 
 namespace {
-
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // All TCP listeners (IPv4 and IPv6) of the calling thread's netns.
 int dump_listeners(std::vector<ListenerInfo>* out) {
@@ -218,7 +213,7 @@ bool ListenerPoller::poll_impl(std::string* error) {
         visited.insert(ino);
         std::optional<std::string> text = read_text_file("/proc/thread-self/net/netstat");
         std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
-        const uint64_t ts = monotonic_ns();
+        const uint64_t ts = monotonic_now_ns();
         std::vector<ListenerInfo> listeners;
         if (counters && dump_listeners(&listeners) < 0) listeners.clear();  // unattributed records
         if (counters) samples.push_back(Sample{ino, *counters, std::move(listeners), ts});

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "util/clock.hpp"
+
 namespace connscope {
 namespace {
 
@@ -75,16 +77,14 @@ LiveCapture::LiveCapture(const CommonOptions& common, const CaptureOptions& capt
 
 LiveCapture::~LiveCapture() = default;
 
-std::vector<StrategyInUse> LiveCapture::strategies() const {
-  std::vector<StrategyInUse> out;
-  for (const auto& c : impl_->plan.choices)
-    if (c.tier) out.push_back({std::string(family_name(c.family)), std::string(strategy_name(c.family, *c.tier))});
-  return out;
-}
+const std::vector<FamilyChoice>& LiveCapture::choices() const { return impl_->plan.choices; }
 
 std::string LiveCapture::strategies_line() const {
   std::string s;
-  for (const auto& x : strategies()) s += (s.empty() ? "" : " ") + x.family + "=" + x.strategy;
+  for (const auto& c : impl_->plan.choices)
+    if (c.tier)
+      s += (s.empty() ? "" : " ") + std::string(family_name(c.family)) + "=" +
+           std::string(strategy_name(c.family, *c.tier));
   return s;
 }
 
@@ -125,9 +125,7 @@ void LiveCapture::run(CaptureSink& sink, const std::atomic<bool>& stop) {
   ring_buffer__consume(impl_->rb.get());
   survey.final_poll();
   drain_survey(survey.take());
-  const uint64_t now = monotonic_now_ns();
-  sink.losses(now, impl_->probes->read_losses());
-  sink.tick(now);
+  sink.finish(monotonic_now_ns(), impl_->probes->read_losses());
 }
 
 }  // namespace connscope

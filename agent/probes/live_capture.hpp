@@ -1,6 +1,7 @@
-// The live event source shared by `run` and `record`: plans and loads the
-// BPF programs, drains the ring buffer, runs the namespace survey, reads the
-// loss counters, and hands everything to a sink on the calling thread.
+// The one live capture loop, shared by `trace`, `run` and `record` (each a
+// sink over it): plans and loads the BPF programs, drains the ring buffer,
+// runs the namespace survey, reads the loss counters, and hands everything to
+// a sink on the calling thread.
 #pragma once
 
 #include <atomic>
@@ -9,7 +10,6 @@
 #include <span>
 #include <vector>
 
-#include "aggregate/snapshot.hpp"
 #include "host/host_survey.hpp"
 #include "probes/capture_config.hpp"
 #include "probes/loader.hpp"
@@ -25,6 +25,12 @@ class CaptureSink {
   virtual void losses(uint64_t ts_ns, const LossCounters& totals) = 0;
   // Called after every ring-buffer poll (at least every 100 ms).
   virtual void tick(uint64_t now_ns) = 0;
+  // Called once when the capture stops, after the last records and the final
+  // survey poll, with the final loss counters.
+  virtual void finish(uint64_t now_ns, const LossCounters& totals) {
+    losses(now_ns, totals);
+    tick(now_ns);
+  }
 };
 
 class LiveCapture {
@@ -35,8 +41,9 @@ class LiveCapture {
   LiveCapture(const LiveCapture&) = delete;
   LiveCapture& operator=(const LiveCapture&) = delete;
 
-  std::vector<StrategyInUse> strategies() const;
-  std::string strategies_line() const;
+  // The strategy each family uses, after any fall-back at load time.
+  const std::vector<FamilyChoice>& choices() const;
+  std::string strategies_line() const;  // "connect=fallback port_alloc=fallback ..."
   size_t attached_links() const;
 
   // Runs until `stop` is set or the capture's --duration passes.
