@@ -184,15 +184,6 @@ const char* state_event_name(const cs_state_event& e) {
   return "transition";
 }
 
-std::string format_address(uint16_t family, const uint8_t* addr) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (family == AF_INET6)
-    inet_ntop(AF_INET6, addr, buf, sizeof(buf));
-  else if (family == AF_INET)
-    inet_ntop(AF_INET, addr, buf, sizeof(buf));
-  return buf;
-}
-
 void append_event_json(std::string& out, const Event& event) {
   JsonLine j(out);
   header_fields(j, header_of(event));

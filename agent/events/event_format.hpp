@@ -7,6 +7,7 @@
 
 #include "events/event_decoder.hpp"
 #include "events/losses.hpp"
+#include "util/address.hpp"
 
 namespace connscope {
 
@@ -14,7 +15,6 @@ std::string errno_name(int err);                        // "ECONNREFUSED"; "E<n>
 const char* tcp_state_name(int state);                  // "SYN_SENT"; "UNKNOWN" out of range
 const char* event_type_name(uint8_t type);              // "connect", "port_alloc", ...; "other"
 const char* state_event_name(const cs_state_event& e);  // handshake, connect_failed, ...
-std::string format_address(uint16_t family, const uint8_t* addr);
 
 void append_event_json(std::string& out, const Event& e);
 void append_event_text(std::string& out, const Event& e);

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "util/address.hpp"
+
 namespace connscope {
 
 using Json = nlohmann::ordered_json;
@@ -24,13 +26,6 @@ const char* family_name(uint16_t family) {
     default:
       return "";
   }
-}
-
-std::string address_string(uint16_t family, const std::array<uint8_t, 16>& addr) {
-  if (family != AF_INET && family != AF_INET6) return "";
-  std::array<char, INET6_ADDRSTRLEN> buf{};
-  if (inet_ntop(family, addr.data(), buf.data(), buf.size()) == nullptr) return "";
-  return buf.data();
 }
 
 int64_t unix_ms(double unix_seconds) {
@@ -85,7 +80,7 @@ Json destination_json(const DestinationStats& d) {
   o["family"] = family_json(d.key.family);
   o["src"] = d.src;
   o["dst"] = d.dst;
-  o["daddr"] = addressed ? Json(address_string(d.key.family, d.key.daddr)) : Json(nullptr);
+  o["daddr"] = addressed ? Json(format_address(d.key.family, d.key.daddr)) : Json(nullptr);
   o["dport"] = addressed ? Json(d.key.dport) : Json(nullptr);
   o["other"] = d.other;
   o["attempts"] = d.attempts;
@@ -137,7 +132,7 @@ Json listener_json(const ListenerStats& l) {
   o["netns"] = l.key.netns;
   o["family"] = family_json(l.key.family);
   o["listen"] = l.listen;
-  o["addr"] = addressed ? Json(address_string(l.key.family, l.key.addr)) : Json(nullptr);
+  o["addr"] = addressed ? Json(format_address(l.key.family, l.key.addr)) : Json(nullptr);
   o["port"] = addressed ? Json(l.key.port) : Json(nullptr);
   o["other"] = l.other;
   o["queue_len"] = l.queue_len;

@@ -28,8 +28,6 @@ nlohmann::ordered_json json_number(double v);
 
 // "ipv4", "ipv6", or "" for anything else (the `other` rows).
 const char* family_name(uint16_t family);
-// The address part of a key ("10.0.0.2", "fd00::2"), "" when the family is neither.
-std::string address_string(uint16_t family, const std::array<uint8_t, 16>& addr);
 
 // Unix seconds to integer unix milliseconds (Grafana's time unit).
 int64_t unix_ms(double unix_seconds);

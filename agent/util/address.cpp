@@ -17,14 +17,15 @@ bool is_loopback(uint16_t family, const std::array<uint8_t, 16>& a) {
   return mapped && a[12] == 127;
 }
 
-std::string format_address(uint16_t family, const std::array<uint8_t, 16>& addr) {
+std::string format_address(uint16_t family, const uint8_t* addr, std::string_view unknown) {
   char text[INET6_ADDRSTRLEN] = {};
-  if ((family != AF_INET && family != AF_INET6) || !inet_ntop(family, addr.data(), text, sizeof text)) return "?";
+  if ((family != AF_INET && family != AF_INET6) || !inet_ntop(family, addr, text, sizeof text))
+    return std::string(unknown);
   return text;
 }
 
 std::string format_endpoint(uint16_t family, const std::array<uint8_t, 16>& addr, uint16_t port) {
-  const std::string a = format_address(family, addr);
+  const std::string a = format_address(family, addr, "?");
   return (family == AF_INET6 ? "[" + a + "]" : a) + ":" + std::to_string(port);
 }
 
