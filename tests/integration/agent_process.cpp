@@ -78,13 +78,13 @@ CmdResult run_agent(const std::vector<std::string>& args, ms timeout) {
 
 bool AgentExit::exited_zero() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
-AgentRun::AgentRun(std::vector<std::string> extra_args) {
-  argv_ = {agent_path(), "trace", "--json", "--output", dir_.file("events.jsonl")};
-  for (auto& a : strategy_args()) argv_.push_back(a);
-  for (auto& a : extra_args) argv_.push_back(a);
-
-  std::string err_path = dir_.file("stderr.txt");
-  std::string out_path = dir_.file("stdout.txt");
+AgentProcess::AgentProcess(std::vector<std::string> args, const std::string& ready_text, ms ready_timeout) {
+  argv_ = {agent_path()};
+  for (auto& a : args) {
+    for (std::size_t p; (p = a.find("{dir}")) != std::string::npos;) a.replace(p, 5, dir_.path());
+    argv_.push_back(a);
+  }
+  const std::string err_path = dir_.file("stderr.txt"), out_path = dir_.file("stdout.txt");
   started_ns_ = monotonic_ns();
   std::fflush(nullptr);
   pid_ = fork();
@@ -99,27 +99,26 @@ AgentRun::AgentRun(std::vector<std::string> extra_args) {
     dup2(out, 1);
     dup2(err, 2);
     for (int fd = 3; fd < 1024; fd++) close(fd);
-    std::vector<char*> args;
-    for (auto& a : argv_) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    std::fprintf(stderr, "connscope-itest: execv %s: %s\n", args[0], std::strerror(errno));
+    std::vector<char*> cargs;
+    for (auto& a : argv_) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    execv(cargs[0], cargs.data());
+    std::fprintf(stderr, "connscope-itest: execv %s: %s\n", cargs[0], std::strerror(errno));
     _exit(127);
   }
   register_child_pid(pid_);
   progress("agent started: " + shell_words(argv_));
-
-  // Wait for "connscope: tracing" (all programs attached) or an early exit.
-  const ms bound = scaled(ms(30000));
-  auto deadline = Clock::now() + bound;
+  const ms bound = scaled(ready_timeout);
+  const auto deadline = Clock::now() + bound;
   for (;;) {
-    if (contains(stderr_text(), "connscope: tracing")) break;
+    if (contains(stderr_text(), ready_text)) break;
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       reaped_ = true;
       exit_ = AgentExit{status};
       unregister_child_pid(pid_);
-      throw std::runtime_error("the agent exited before attaching (" + describe_status(status) + ")\n" + describe());
+      throw std::runtime_error("the agent exited before printing \"" + ready_text + "\" (" + describe_status(status) +
+                               ")\n" + describe());
     }
     if (Clock::now() >= deadline) {
       kill(pid_, SIGKILL);
@@ -128,15 +127,15 @@ AgentRun::AgentRun(std::vector<std::string> extra_args) {
         exit_ = AgentExit{*st};
       }
       unregister_child_pid(pid_);
-      throw std::runtime_error("the agent did not print \"connscope: tracing\" within " +
+      throw std::runtime_error("the agent did not print \"" + ready_text + "\" within " +
                                std::to_string(bound.count()) + " ms (killed)\n" + describe());
     }
     std::this_thread::sleep_for(ms(10));
   }
-  progress("agent attached");
+  progress("agent ready");
 }
 
-AgentRun::~AgentRun() {
+AgentProcess::~AgentProcess() {
   if (pid_ > 0 && !reaped_) {
     kill(pid_, SIGKILL);
     wait_pid_for(pid_, ms(5000));
@@ -144,26 +143,28 @@ AgentRun::~AgentRun() {
   if (pid_ > 0) unregister_child_pid(pid_);
 }
 
-std::string AgentRun::stderr_text() const { return read_file(dir_.file("stderr.txt")).value_or(""); }
+std::string AgentProcess::stderr_text() const { return read_file(dir_.file("stderr.txt")).value_or(""); }
 
-Records AgentRun::records_so_far() const {
-  return Records::parse(read_file(dir_.file("events.jsonl")).value_or(""), false);
+bool AgentProcess::running() {
+  if (reaped_) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    exit_ = AgentExit{status};
+    unregister_child_pid(pid_);
+    return false;
+  }
+  return true;
 }
 
-bool AgentRun::wait_for(const std::function<bool(const Records&)>& pred, ms timeout) const {
-  bool ok = wait_until([&] { return pred(records_so_far()); }, scaled(timeout), ms(50));
-  progress(ok ? "expected records seen" : "expected records NOT seen within the bound");
-  return ok;
-}
-
-AgentExit AgentRun::stop(int sig) {
+AgentExit AgentProcess::stop(int sig) {
   if (!reaped_) {
     kill(pid_, sig);
     const ms bound = scaled(ms(15000));
     auto st = wait_pid_for(pid_, bound);
     if (!st) {
       kill(pid_, SIGKILL);
-      st = wait_pid_for(pid_, ms(5000));
+      wait_pid_for(pid_, ms(5000));
       reaped_ = true;
       unregister_child_pid(pid_);
       throw std::runtime_error(std::string("the agent did not exit within ") + std::to_string(bound.count()) +
@@ -173,13 +174,11 @@ AgentExit AgentRun::stop(int sig) {
     exit_ = AgentExit{*st};
     unregister_child_pid(pid_);
   }
-  stopped_ns_ = monotonic_ns();
   progress("agent stopped: " + exit_->describe());
-  final_ = Records::parse(read_file(dir_.file("events.jsonl")).value_or(""), true);
   return *exit_;
 }
 
-std::string AgentRun::describe() const {
+std::string AgentProcess::describe() const {
   std::ostringstream o;
   o << "agent: " << shell_words(argv_) << "\n";
   if (exit_) o << "agent exit: " << exit_->describe() << "\n";
@@ -187,8 +186,37 @@ std::string AgentRun::describe() const {
   o << "agent stderr:\n" << (err.empty() ? "  <empty>\n" : err);
   if (!err.empty() && err.back() != '\n') o << "\n";
   std::string out = read_file(dir_.file("stdout.txt")).value_or("");
-  if (!out.empty()) o << "agent stdout:\n" << out << "\n";
+  if (!out.empty()) o << "agent stdout:\n" << out.substr(0, 4000) << "\n";
   return o.str();
+}
+
+namespace {
+std::vector<std::string> trace_args(const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {"trace", "--json", "--output", "{dir}/events.jsonl"};
+  for (auto& s : strategy_args()) a.push_back(s);
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+}  // namespace
+
+AgentRun::AgentRun(const std::vector<std::string>& extra_args)
+    : AgentProcess(trace_args(extra_args), "connscope: tracing") {}
+
+Records AgentRun::records_so_far() const {
+  return Records::parse(read_file(dir().file("events.jsonl")).value_or(""), false);
+}
+
+bool AgentRun::wait_for(const std::function<bool(const Records&)>& pred, ms timeout) const {
+  bool ok = wait_until([&] { return pred(records_so_far()); }, scaled(timeout), ms(50));
+  progress(ok ? "expected records seen" : "expected records NOT seen within the bound");
+  return ok;
+}
+
+AgentExit AgentRun::stop(int sig) {
+  const AgentExit e = AgentProcess::stop(sig);
+  stopped_ns_ = monotonic_ns();
+  final_ = Records::parse(read_file(dir().file("events.jsonl")).value_or(""), true);
+  return e;
 }
 
 }  // namespace itest

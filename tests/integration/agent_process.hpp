@@ -1,6 +1,6 @@
-// Running the agent under test: `connscope trace --json --output FILE ...`
-// with stderr captured to a file, bounded waits for attachment and exit,
-// and loading of the records it wrote.
+// Running the agent under test, the one spawn helper: a connscope process
+// with stdout/stderr in files, bounded waits for its ready line and its exit;
+// `trace --json` runs and the records they wrote.
 //
 // Environment:
 //   CONNSCOPE_AGENT     path of the agent binary (required)
@@ -43,33 +43,31 @@ struct AgentExit {
   std::string describe() const { return describe_status(status); }
 };
 
-class AgentRun {
+// A connscope process: `connscope ARGS...` with stdin /dev/null and
+// stdout/stderr in files of its own temporary directory. The constructor
+// waits (bounded, scaled) until `ready_text` appears on stderr ("{dir}" in an
+// argument is replaced by the temporary directory's path); it throws
+// with the stderr when the process exits first or never prints it.
+class AgentProcess {
  public:
-  // Starts `connscope trace --json --output <tmp>/events.jsonl
-  // [--strategy all=X] <extra...>` and waits (bounded) for
-  // "connscope: tracing" on stderr; throws with stderr if the agent exits or
-  // does not attach in time.
-  explicit AgentRun(std::vector<std::string> extra_args = {});
-  ~AgentRun();  // SIGKILL if still running
-  AgentRun(const AgentRun&) = delete;
-  AgentRun& operator=(const AgentRun&) = delete;
+  AgentProcess(std::vector<std::string> args, const std::string& ready_text, ms ready_timeout = ms(30000));
+  virtual ~AgentProcess();  // SIGKILL if still running
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
 
-  const std::vector<std::string>& argv() const { return argv_; }
   pid_t pid() const { return pid_; }
-  std::string stderr_text() const;
-  // Records written so far (complete lines only).
-  Records records_so_far() const;
-  // Poll the output file until pred(records) holds or the (scaled) bound
-  // passes; returns whether it held. Never fails the test by itself.
-  bool wait_for(const std::function<bool(const Records&)>& pred, ms timeout) const;
-  // Send `sig` (SIGINT or SIGTERM) and wait (bounded) for exit; SIGKILL and
-  // throw with stderr if the agent hangs. Loads the final records.
-  AgentExit stop(int sig = SIGINT);
-  // After stop(): every record, and the monotonic window the run covered.
-  const Records& records() const { return final_; }
+  // CLOCK_MONOTONIC just before the fork.
   uint64_t started_ns() const { return started_ns_; }
-  uint64_t stopped_ns() const { return stopped_ns_; }
-  // One paragraph for failure messages: command line, exit, stderr.
+  const std::vector<std::string>& argv() const { return argv_; }
+  const TempDir& dir() const { return dir_; }
+  std::string stderr_text() const;
+  std::vector<std::string> stderr_lines() const { return split_lines(stderr_text()); }
+  // Whether the process is still running (reaps it if it exited).
+  bool running();
+  // Send `sig` and wait (bounded, scaled) for the exit; SIGKILL and throw
+  // with stderr if it hangs.
+  AgentExit stop(int sig = SIGINT);
+  // Command line, exit status (if known), stderr and stdout.
   std::string describe() const;
 
  private:
@@ -78,8 +76,29 @@ class AgentRun {
   pid_t pid_ = -1;
   bool reaped_ = false;
   std::optional<AgentExit> exit_;
+  uint64_t started_ns_ = 0;
+};
+
+// `connscope trace --json --output <tmp>/events.jsonl [--strategy ...]
+// <extra...>`, ready at "connscope: tracing" (every program attached).
+class AgentRun : public AgentProcess {
+ public:
+  explicit AgentRun(const std::vector<std::string>& extra_args = {});
+
+  // Records written so far (complete lines only).
+  Records records_so_far() const;
+  // Poll the output file until pred(records) holds or the (scaled) bound
+  // passes; returns whether it held. Never fails the test by itself.
+  bool wait_for(const std::function<bool(const Records&)>& pred, ms timeout) const;
+  // AgentProcess::stop, then loads the final records.
+  AgentExit stop(int sig = SIGINT);
+  // After stop(): every record, and the monotonic window the run covered.
+  const Records& records() const { return final_; }
+  uint64_t stopped_ns() const { return stopped_ns_; }
+
+ private:
   Records final_;
-  uint64_t started_ns_ = 0, stopped_ns_ = 0;
+  uint64_t stopped_ns_ = 0;
 };
 
 }  // namespace itest

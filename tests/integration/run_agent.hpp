@@ -69,39 +69,6 @@ void create_file(const std::string& path, const std::string& data);
 // ignored); throws naming the line when one does not parse.
 std::vector<json> read_json_lines(const std::string& path);
 
-// A connscope process: `connscope ARGS...` with stdin /dev/null and
-// stdout/stderr in files of its own temporary directory. The constructor
-// waits (bounded, scaled) until `ready_text` appears on stderr ("{dir}" in an
-// argument is replaced by the temporary directory's path); it throws
-// with the stderr when the process exits first or never prints it.
-class AgentProcess {
- public:
-  AgentProcess(std::vector<std::string> args, const std::string& ready_text, ms ready_timeout = ms(30000));
-  virtual ~AgentProcess();  // SIGKILL if still running
-  AgentProcess(const AgentProcess&) = delete;
-  AgentProcess& operator=(const AgentProcess&) = delete;
-
-  pid_t pid() const { return pid_; }
-  const std::vector<std::string>& argv() const { return argv_; }
-  const TempDir& dir() const { return dir_; }
-  std::string stderr_text() const;
-  std::vector<std::string> stderr_lines() const { return split_lines(stderr_text()); }
-  // Whether the process is still running (reaps it if it exited).
-  bool running();
-  // Send `sig` and wait (bounded, scaled) for the exit; SIGKILL and throw
-  // with stderr if it hangs.
-  AgentExit stop(int sig = SIGINT);
-  // Command line, exit status (if known), stderr and stdout.
-  std::string describe() const;
-
- private:
-  TempDir dir_;
-  std::vector<std::string> argv_;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-  std::optional<AgentExit> exit_;
-};
-
 // `connscope run [--strategy ...] --listen 127.0.0.1:<free port>
 // --json-out <tmp>/run.jsonl EXTRA...`, ready at "connscope: running".
 class RunAgent : public AgentProcess {
