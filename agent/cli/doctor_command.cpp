@@ -167,8 +167,7 @@ HostFacts collect_host_facts(std::string* warnings) {
     f.warnings.push_back("cannot read the network sysctls: " + error);
   }
 
-  // /proc/net is the thread-group leader's netns; thread-self is this thread's, the one the sysctls came from.
-  if (std::optional<std::string> t = read_text_file("/proc/thread-self/net/netstat")) {
+  if (std::optional<std::string> t = read_text_file(kThreadNetstat)) {
     if (std::optional<std::map<std::string, uint64_t>> all = parse_netstat_counters(*t)) {
       f.counters = tcp_counters(*all);
       f.counters_read = true;

@@ -97,36 +97,8 @@ bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard)
   return false;
 }
 
-std::optional<std::map<std::string, uint64_t>> parse_netstat_counters(std::string_view text) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    const size_t nl = text.find('\n');
-    if (!trim(text.substr(0, nl)).empty()) lines.push_back(text.substr(0, nl));
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-  }
-  if (lines.size() % 2 != 0) return std::nullopt;
-  std::map<std::string, uint64_t> out;
-  for (size_t i = 0; i < lines.size(); i += 2) {
-    std::vector<std::string_view> names = split_ws(lines[i]), values = split_ws(lines[i + 1]);
-    if (names.empty() || names.size() != values.size() || names[0] != values[0] || names[0].back() != ':')
-      return std::nullopt;
-    const std::string prefix(names[0].substr(0, names[0].size() - 1));
-    for (size_t k = 1; k < names.size(); ++k) {
-      // /proc/net/snmp has signed fields (Tcp: MaxConn -1); keep them out rather than fail.
-      if (values[k].substr(0, 1) == "-") continue;
-      std::optional<uint64_t> v = parse_u64(values[k]);
-      if (!v) return std::nullopt;
-      out[prefix + std::string(names[k])] = *v;
-    }
-  }
-  return out;
-}
-
 TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all) {
-  auto get = [&all](const char* name) {
-    auto it = all.find(name);
-    return it == all.end() ? uint64_t{0} : it->second;
-  };
+  auto get = [&all](const char* name) { return netstat_value(all, name).value_or(0); };
   TcpCounters c;
   c.time_wait_overflow = get("TcpExtTCPTimeWaitOverflow");
   c.listen_overflows = get("TcpExtListenOverflows");

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "host/host_settings.hpp"
+#include "host/netstat.hpp"
 #include "host/socket_census.hpp"
 #include "util/address.hpp"
 
@@ -116,11 +117,7 @@ struct HostFacts {
 // ("unlimited" = kUnlimited). False if the line is missing or malformed.
 bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard);
 
-// Every counter of /proc/net/netstat (or /proc/net/snmp) text, keyed the way
-// nstat names them ("TcpExtListenOverflows"). nullopt when a header line and
-// its value line do not pair up or a value is not a number.
-std::optional<std::map<std::string, uint64_t>> parse_netstat_counters(std::string_view text);
-// The TcpCounters out of them (a counter the kernel lacks stays 0).
+// The TcpCounters out of parse_netstat_counters() (a counter the kernel lacks stays 0).
 TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all);
 
 // Groups a netns's sockets: listeners, TIME_WAIT totals and the outgoing

@@ -1,3 +1,4 @@
+// Reading /proc files and splitting their text.
 #include "host/procfs.hpp"
 
 #include <fcntl.h>
@@ -36,6 +37,16 @@ std::string_view trim(std::string_view s) {
   if (b == std::string_view::npos) return {};
   const size_t e = s.find_last_not_of(kSpace);
   return s.substr(b, e - b + 1);
+}
+
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+  }
+  return out;
 }
 
 std::vector<std::string_view> split_ws(std::string_view line) {

@@ -16,6 +16,10 @@ std::optional<std::string> read_text_file(const std::string& path, int* err = nu
 // s without leading and trailing spaces, tabs, CR and LF.
 std::string_view trim(std::string_view s);
 
+// The lines of text without their '\n' (a last line without one counts too;
+// a final '\n' starts no empty line).
+std::vector<std::string_view> split_lines(std::string_view text);
+
 // Fields separated by runs of spaces, tabs or CRs.
 std::vector<std::string_view> split_ws(std::string_view line);
 

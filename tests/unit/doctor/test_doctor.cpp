@@ -140,11 +140,9 @@ TEST_CASE("parse_max_open_files reads real /proc/<pid>/limits") {
   CHECK(hard == 7);
 }
 
-TEST_CASE("parse_netstat_counters reads real /proc/net/netstat text of 6.18") {
+TEST_CASE("tcp_counters picks the doctor's counters out of real /proc/net/netstat text of 6.18") {
   auto host = parse_netstat_counters(fixture("netstat_host_6.18.txt"));
   REQUIRE(host.has_value());
-  CHECK(host->count("TcpExtListenOverflows") == 1);
-  CHECK(host->count("IpExtInOctets") == 1);
   TcpCounters c = tcp_counters(*host);
   CHECK(c.listen_overflows == 0);
   CHECK(c.time_wait_overflow == 0);
@@ -157,22 +155,9 @@ TEST_CASE("parse_netstat_counters reads real /proc/net/netstat text of 6.18") {
   // A netns with tcp_max_tw_buckets=5 after 10 connections closed client-first.
   auto tw = parse_netstat_counters(fixture("netstat_tw_overflow_6.18.txt"));
   REQUIRE(tw.has_value());
-  CHECK(tw->at("TcpExtTW") == 5);
   c = tcp_counters(*tw);
   CHECK(c.time_wait_overflow == 5);
   CHECK(c.req_q_full_drop == 0);
-
-  CHECK_FALSE(parse_netstat_counters(fixture("netstat_truncated.txt")).has_value());
-  CHECK_FALSE(parse_netstat_counters(fixture("netstat_garbled.txt")).has_value());
-  CHECK_FALSE(parse_netstat_counters("TcpExt: A B\nTcpExt: 1\n").has_value());
-  CHECK_FALSE(parse_netstat_counters("TcpExt: A B\nIpExt: 1 2\n").has_value());
-  CHECK_FALSE(parse_netstat_counters("TcpExt: A B\n").has_value());
-  CHECK(parse_netstat_counters("")->empty());
-  // /proc/net/snmp has a signed field (MaxConn -1): skipped, not fatal.
-  auto snmp = parse_netstat_counters("Tcp: RtoMin MaxConn ActiveOpens\nTcp: 200 -1 17\n");
-  REQUIRE(snmp.has_value());
-  CHECK(snmp->at("TcpActiveOpens") == 17);
-  CHECK(snmp->count("TcpMaxConn") == 0);
 }
 
 TEST_CASE("is_loopback follows tcp_tw_reuse=2: 127/8, ::1, IPv4-mapped 127/8") {
