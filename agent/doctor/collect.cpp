@@ -24,30 +24,6 @@ namespace {
 
 constexpr size_t kTopProcesses = 5;
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::optional<uint64_t> read_u64_file(const std::string& path) {
-  std::optional<std::string> t = read_text_file(path);
-  return t ? parse_u64(trim(*t)) : std::nullopt;
-}
-
-// Entries of /proc/<pid>/fd; nullopt with *err set when the directory cannot be read.
-std::optional<uint64_t> count_fds(const std::string& pid, int* err) {
-  const std::string path = "/proc/" + pid + "/fd";
-  DIR* d = ::opendir(path.c_str());
-  if (!d) {
-    *err = errno;
-    return std::nullopt;
-  }
-  uint64_t n = 0;
-  while (const dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  ::closedir(d);
-  return n;
-}
-
 void collect_processes(HostFacts* f) {
   DIR* d = ::opendir("/proc");
   if (!d) {
@@ -77,9 +53,9 @@ void collect_processes(HostFacts* f) {
   // Among the busiest, the one closest to its limit matters most: read limits of a wider set.
   if (all.size() > 4 * kTopProcesses) all.resize(4 * kTopProcesses);
   for (ProcessFds& p : all) {
-    const std::string dir = "/proc/" + std::to_string(p.pid);
-    if (std::optional<std::string> comm = read_text_file(dir + "/comm")) p.comm = std::string(trim(*comm));
-    if (std::optional<std::string> limits = read_text_file(dir + "/limits"))
+    const std::string pid = std::to_string(p.pid);
+    if (std::optional<std::string> comm = read_comm(pid)) p.comm = std::move(*comm);
+    if (std::optional<std::string> limits = read_text_file("/proc/" + pid + "/limits"))
       parse_max_open_files(*limits, &p.soft_limit, &p.hard_limit);
   }
   // Top by fd count, but keep any process above 80 % of its soft limit in view.
@@ -103,8 +79,8 @@ std::string netns_label(const std::string& path) {
   constexpr std::string_view kProc = "/proc/";
   if (path.rfind(kProc, 0) != 0) return path;
   const std::string pid = path.substr(kProc.size(), path.find('/', kProc.size()) - kProc.size());
-  std::optional<std::string> comm = read_text_file("/proc/" + pid + "/comm");
-  return "pid " + pid + (comm ? " (" + std::string(trim(*comm)) + ")" : "");
+  std::optional<std::string> comm = read_comm(pid);
+  return "pid " + pid + (comm ? " (" + *comm + ")" : "");
 }
 
 // Runs on its own thread: for_each_netns() switches the calling thread.

@@ -8,7 +8,6 @@
 #include <tuple>
 
 #include "host/netstat.hpp"
-#include "host/procfs.hpp"
 #include "util/address.hpp"
 
 namespace connscope {
@@ -31,25 +30,6 @@ bool tw_reuse_applies(const NetnsSettings& s, uint16_t family, const std::array<
 
 std::string dest_subject(const DestinationUse& d) {
   return format_address(d.family, d.saddr) + " -> " + format_endpoint(d.family, d.daddr, d.dport);
-}
-
-bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard) {
-  constexpr std::string_view kName = "Max open files";
-  for (std::string_view line : split_lines(text)) {
-    if (line.substr(0, kName.size()) != kName) continue;
-    std::vector<std::string_view> f = split_ws(line.substr(kName.size()));
-    if (f.size() < 2) return false;
-    auto value = [](std::string_view s) -> std::optional<uint64_t> {
-      if (s == "unlimited") return kUnlimited;
-      return parse_u64(s);
-    };
-    std::optional<uint64_t> a = value(f[0]), b = value(f[1]);
-    if (!a || !b) return false;
-    *soft = *a;
-    *hard = *b;
-    return true;
-  }
-  return false;
 }
 
 TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all) {

@@ -5,21 +5,18 @@
 
 #include <array>
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "host/host_settings.hpp"
+#include "host/procfs.hpp"
 #include "host/socket_census.hpp"
 
 namespace connscope {
 
 // TIME_WAIT lasts TCP_TIMEWAIT_LEN, compiled into the kernel.
 inline constexpr uint32_t kTimeWaitMs = 60000;
-
-constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 
 struct ProcessFds {
   int pid = 0;
@@ -95,10 +92,6 @@ struct HostFacts {
   std::vector<OtherNetns> other_netns;
   std::vector<std::string> warnings;  // what could not be collected, one line each
 };
-
-// Reads soft and hard "Max open files" from the text of /proc/<pid>/limits
-// ("unlimited" = kUnlimited). False if the line is missing or malformed.
-bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard);
 
 // The TcpCounters out of parse_netstat_counters() (a counter the kernel lacks stays 0).
 TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all);

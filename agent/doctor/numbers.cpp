@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "doctor/facts.hpp"
+#include "host/procfs.hpp"
 
 namespace connscope {
 

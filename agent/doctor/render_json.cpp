@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "doctor/numbers.hpp"
+#include "host/procfs.hpp"
 #include "util/address.hpp"
 
 namespace connscope {

@@ -3,6 +3,7 @@
 
 #include "doctor/numbers.hpp"
 #include "doctor/rules.hpp"
+#include "host/procfs.hpp"
 
 namespace connscope {
 

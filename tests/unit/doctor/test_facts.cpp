@@ -14,30 +14,6 @@
 using namespace connscope;
 using namespace connscope::test;
 
-TEST_CASE("parse_max_open_files reads real /proc/<pid>/limits") {
-  uint64_t soft = 0, hard = 0;
-  CHECK(parse_max_open_files(read_fixture("limits_6.18.txt"), &soft, &hard));
-  CHECK(soft == 20000);
-  CHECK(hard == 20000);
-  CHECK(parse_max_open_files(read_fixture("limits_soft1024_6.18.txt"), &soft, &hard));  // prlimit --nofile=1024:20000
-  CHECK(soft == 1024);
-  CHECK(hard == 20000);
-  CHECK(parse_max_open_files("Max open files            unlimited            unlimited            files\n", &soft,
-                             &hard));
-  CHECK(soft == kUnlimited);
-  CHECK(hard == kUnlimited);
-
-  soft = hard = 7;
-  CHECK_FALSE(parse_max_open_files("", &soft, &hard));
-  CHECK_FALSE(parse_max_open_files("Max processes 96551 96551 processes\n", &soft, &hard));
-  CHECK_FALSE(parse_max_open_files("Max open files            lots                 20000                files\n", &soft,
-                                   &hard));
-  CHECK_FALSE(parse_max_open_files("Max open files            1024\n", &soft, &hard));
-  CHECK_FALSE(parse_max_open_files("Max open files            -1     20000     files\n", &soft, &hard));
-  CHECK(soft == 7);
-  CHECK(hard == 7);
-}
-
 TEST_CASE("tcp_counters picks the doctor's counters out of real /proc/net/netstat text of 6.18") {
   auto host = parse_netstat_counters(read_fixture("netstat_host_6.18.txt"));
   REQUIRE(host.has_value());
