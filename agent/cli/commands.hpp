@@ -14,6 +14,7 @@ int run_probe(const CommonOptions& common, bool json);
 int run_trace(const CommonOptions& common, const TraceOptions& opts);
 int run_run(const CommonOptions& common, const RunOptions& opts);
 int run_record(const CommonOptions& common, const RecordOptions& opts);
+int run_doctor(bool json);  // the report on stdout; 1 when the network sysctls could not be read
 
 struct BuildInfo;
 BuildInfo build_info();  // version and `uname -r`

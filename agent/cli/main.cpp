@@ -8,7 +8,6 @@
 
 #include "cli/cli.hpp"
 #include "cli/commands.hpp"
-#include "doctor/doctor.hpp"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

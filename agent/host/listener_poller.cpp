@@ -20,6 +20,7 @@
 #include <set>
 
 #include "host/netns.hpp"
+#include "host/netstat.hpp"
 #include "host/procfs.hpp"
 #include "host/socket_census.hpp"
 #include "util/clock.hpp"
@@ -52,29 +53,12 @@ void push_counted(std::vector<cs_accept_queue_event>* out, const cs_accept_queue
 }  // namespace
 
 std::optional<NetstatCounters> parse_netstat(std::string_view text) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    lines.push_back(text.substr(0, nl));
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-  }
-  for (size_t i = 0; i < lines.size(); ++i) {
-    std::vector<std::string_view> names = split_ws(lines[i]);
-    if (names.empty() || names[0] != "TcpExt:") continue;
-    if (i + 1 >= lines.size()) return std::nullopt;
-    std::vector<std::string_view> values = split_ws(lines[i + 1]);
-    if (values.size() != names.size() || values[0] != "TcpExt:") return std::nullopt;
-    std::optional<uint64_t> overflows, drops;
-    for (size_t k = 1; k < names.size(); ++k) {
-      std::optional<uint64_t> v = parse_u64(values[k]);
-      if (!v) return std::nullopt;
-      if (names[k] == "ListenOverflows") overflows = v;
-      if (names[k] == "ListenDrops") drops = v;
-    }
-    if (!overflows || !drops) return std::nullopt;
-    return NetstatCounters{*overflows, *drops};
-  }
-  return std::nullopt;
+  std::optional<std::map<std::string, uint64_t>> all = parse_netstat_counters(text);
+  if (!all) return std::nullopt;
+  std::optional<uint64_t> overflows = netstat_value(*all, "TcpExtListenOverflows");
+  std::optional<uint64_t> drops = netstat_value(*all, "TcpExtListenDrops");
+  if (!overflows || !drops) return std::nullopt;
+  return NetstatCounters{*overflows, *drops};
 }
 
 namespace {
@@ -211,7 +195,7 @@ bool ListenerPoller::poll_impl(std::string* error) {
       netns_filter_,
       [&](uint32_t ino) {
         visited.insert(ino);
-        std::optional<std::string> text = read_text_file("/proc/thread-self/net/netstat");
+        std::optional<std::string> text = read_text_file(kThreadNetstat);
         std::optional<NetstatCounters> counters = text ? parse_netstat(*text) : std::nullopt;
         const uint64_t ts = monotonic_now_ns();
         std::vector<ListenerInfo> listeners;

@@ -32,9 +32,9 @@ struct NetstatCounters {
   uint64_t listen_drops = 0;
 };
 
-// Parses the text of /proc/net/netstat (a header line and a value line per
-// prefix, e.g. "TcpExt: ... ListenOverflows ListenDrops ..."). nullopt if the
-// TcpExt pair is missing, malformed, or lacks either counter.
+// TcpExtListenOverflows and TcpExtListenDrops out of /proc/net/netstat text
+// (parse_netstat_counters). nullopt if the text is malformed or lacks either
+// counter.
 std::optional<NetstatCounters> parse_netstat(std::string_view text);
 
 struct ListenerInfo {

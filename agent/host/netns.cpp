@@ -5,11 +5,11 @@
 #include <sched.h>
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
+#include "host/procfs.hpp"
 #include "util/unique_fd.hpp"
 
 namespace connscope {
@@ -59,7 +59,7 @@ std::map<uint32_t, std::string> enumerate_netns() {
     while (const dirent* e = ::readdir(d)) {
       std::string_view name = e->d_name;
       if (name == "." || name == "..") continue;
-      if (pids_only && !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+      if (pids_only && !all_digits(name)) continue;
       std::string path = std::string(dir) + "/" + std::string(name) + suffix;
       if (uint32_t ino = ns_inode(path)) found.emplace(ino, std::move(path));
     }

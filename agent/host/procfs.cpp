@@ -1,8 +1,11 @@
+// Reading /proc files and splitting their text.
 #include "host/procfs.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 
@@ -38,6 +41,16 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b + 1);
 }
 
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+  }
+  return out;
+}
+
 std::vector<std::string_view> split_ws(std::string_view line) {
   std::vector<std::string_view> out;
   size_t i = 0;
@@ -63,6 +76,54 @@ std::optional<int64_t> parse_i64(std::string_view s) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::optional<uint64_t> read_u64_file(const std::string& path) {
+  std::optional<std::string> t = read_text_file(path);
+  return t ? parse_u64(trim(*t)) : std::nullopt;
+}
+
+std::optional<std::string> read_comm(std::string_view pid) {
+  std::optional<std::string> comm = read_text_file("/proc/" + std::string(pid) + "/comm");
+  if (!comm) return std::nullopt;
+  return std::string(trim(*comm));
+}
+
+std::optional<uint64_t> count_fds(std::string_view pid, int* err) {
+  const std::string path = "/proc/" + std::string(pid) + "/fd";
+  DIR* d = ::opendir(path.c_str());
+  if (!d) {
+    *err = errno;
+    return std::nullopt;
+  }
+  uint64_t n = 0;
+  while (const dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n;
+}
+
+bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard) {
+  constexpr std::string_view kName = "Max open files";
+  for (std::string_view line : split_lines(text)) {
+    if (line.substr(0, kName.size()) != kName) continue;
+    std::vector<std::string_view> f = split_ws(line.substr(kName.size()));
+    if (f.size() < 2) return false;
+    auto value = [](std::string_view s) -> std::optional<uint64_t> {
+      if (s == "unlimited") return kUnlimited;
+      return parse_u64(s);
+    };
+    std::optional<uint64_t> a = value(f[0]), b = value(f[1]);
+    if (!a || !b) return false;
+    *soft = *a;
+    *hard = *b;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace connscope

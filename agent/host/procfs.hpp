@@ -1,7 +1,8 @@
-// Small helpers for reading /proc and /proc/sys text.
+// Small helpers for reading /proc and /proc/sys text, and the per-process files of /proc/<pid>.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,10 @@ std::optional<std::string> read_text_file(const std::string& path, int* err = nu
 // s without leading and trailing spaces, tabs, CR and LF.
 std::string_view trim(std::string_view s);
 
+// The lines of text without their '\n' (a last line without one counts too;
+// a final '\n' starts no empty line).
+std::vector<std::string_view> split_lines(std::string_view text);
+
 // Fields separated by runs of spaces, tabs or CRs.
 std::vector<std::string_view> split_ws(std::string_view line);
 
@@ -23,5 +28,26 @@ std::vector<std::string_view> split_ws(std::string_view line);
 std::optional<uint64_t> parse_u64(std::string_view s);
 // The whole of s as a decimal number with an optional '-', or nullopt.
 std::optional<int64_t> parse_i64(std::string_view s);
+
+// True for a non-empty run of decimal digits (the name of a /proc/<pid> directory).
+bool all_digits(std::string_view s);
+
+// A file holding one decimal number (a /proc/sys value such as fs.file-max);
+// nullopt when it cannot be read or holds anything else.
+std::optional<uint64_t> read_u64_file(const std::string& path);
+
+// /proc/<pid>/comm without its newline; nullopt when the process is gone or unreadable.
+std::optional<std::string> read_comm(std::string_view pid);
+
+// Entries of /proc/<pid>/fd; nullopt with *err = errno when the directory
+// cannot be read (ENOENT: the process exited; EACCES: another user's).
+std::optional<uint64_t> count_fds(std::string_view pid, int* err);
+
+// "unlimited" in /proc/<pid>/limits.
+inline constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+
+// Reads soft and hard "Max open files" from the text of /proc/<pid>/limits
+// ("unlimited" = kUnlimited). False if the line is missing or malformed.
+bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard);
 
 }  // namespace connscope

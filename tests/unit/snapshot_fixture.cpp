@@ -1,6 +1,7 @@
 #include "snapshot_fixture.hpp"
 
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -261,6 +262,14 @@ std::string repo_path(const std::string& relative) {
 }
 
 std::string fixture_path(const std::string& relative) { return repo_path("tests/fixtures/" + relative); }
+
+std::string read_fixture(const std::string& relative) {
+  std::ifstream in(fixture_path(relative));
+  REQUIRE_MESSAGE(in.good(), "missing fixture " << fixture_path(relative));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 std::string compare_golden(const std::string& name, const std::string& actual) {
   const std::string path = fixture_path("golden/" + name);

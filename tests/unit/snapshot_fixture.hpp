@@ -22,6 +22,8 @@ Snapshot make_fixture_snapshot(uint64_t seq = 42, double timestamp = kFixtureTim
 std::string repo_path(const std::string& relative);
 // The path of a file in the one fixtures tree (tests/fixtures/<relative>).
 std::string fixture_path(const std::string& relative);
+// The whole text of a fixture file; fails the calling test when it is missing.
+std::string read_fixture(const std::string& relative);
 // Compares `actual` with tests/fixtures/golden/<name>; UPDATE_GOLDEN=1 rewrites it.
 // Returns "" when equal, else a message naming the first differing line.
 std::string compare_golden(const std::string& name, const std::string& actual);

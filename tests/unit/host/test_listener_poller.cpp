@@ -7,9 +7,6 @@
 #include <netinet/tcp.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "host/listener_poller.hpp"
 #include "snapshot_fixture.hpp"
@@ -17,15 +14,6 @@
 using namespace connscope;
 
 namespace {
-
-std::string fixture(const char* name) {
-  const std::filesystem::path path = test::fixture_path(name);
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing fixture " << path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 ListenerInfo listener_v4(const char* addr, uint16_t port, uint32_t queue_len, uint32_t max_backlog) {
   ListenerInfo l{};
@@ -51,21 +39,21 @@ constexpr uint64_t kTs = 123456789u;
 
 TEST_CASE("parse_netstat reads ListenOverflows/ListenDrops from real /proc/net/netstat text") {
   // Root netns of the 6.18 build machine: no overflows.
-  auto host = parse_netstat(fixture("netstat_host_6.18.txt"));
+  auto host = parse_netstat(test::read_fixture("netstat_host_6.18.txt"));
   REQUIRE(host.has_value());
   CHECK(host->listen_overflows == 0);
   CHECK(host->listen_drops == 0);
 
   // A netns with a backlog-1 listener that never accepts and 5 clients.
-  auto full = parse_netstat(fixture("netstat_netns_overflow_6.18.txt"));
+  auto full = parse_netstat(test::read_fixture("netstat_netns_overflow_6.18.txt"));
   REQUIRE(full.has_value());
   CHECK(full->listen_overflows == 8);
   CHECK(full->listen_drops == 8);
 }
 
 TEST_CASE("parse_netstat rejects truncated, garbled and incomplete text") {
-  CHECK_FALSE(parse_netstat(fixture("netstat_truncated.txt")).has_value());
-  CHECK_FALSE(parse_netstat(fixture("netstat_garbled.txt")).has_value());
+  CHECK_FALSE(parse_netstat(test::read_fixture("netstat_truncated.txt")).has_value());
+  CHECK_FALSE(parse_netstat(test::read_fixture("netstat_garbled.txt")).has_value());
   CHECK_FALSE(parse_netstat("").has_value());
   CHECK_FALSE(parse_netstat("IpExt: InNoRoutes\nIpExt: 0\n").has_value());
   CHECK_FALSE(parse_netstat("TcpExt: ListenOverflows ListenDrops\n").has_value());

@@ -1,39 +1,22 @@
-// `connscope doctor`: a one-shot report of the settings and the current
-// state that decide whether a gateway host runs out of ephemeral ports,
-// piles up TIME_WAIT, caps or overflows its accept queues, or runs out of
-// file descriptors.
-//
-// collect_host_facts() does the I/O (sysctls, a sock_diag dump, /proc/<pid>),
-// evaluate_host() turns facts into findings without any I/O, and the
-// formatters render both. A finding's id starts with its section: "ports.",
-// "timewait.", "listen.", "fd." or "netns.".
+// What the doctor knows about a host: the facts collect_host_facts() gathers
+// (sysctls, netstat counters, a sockets summary, fd use and limits, the other
+// network namespaces) and the pure steps that shape them.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <limits>
 #include <map>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "host/host_settings.hpp"
+#include "host/procfs.hpp"
 #include "host/socket_census.hpp"
-#include "util/address.hpp"
 
 namespace connscope {
 
-struct Finding {
-  std::string id;        // "ports.tw_reuse", "timewait.dest.1", ...
-  std::string severity;  // "ok", "info", "warning", "critical"
-  std::string subject;   // e.g. "net.ipv4.tcp_tw_reuse" or "10.0.0.1 -> 10.0.0.5:443"
-  std::string value;
-  std::string meaning;
-  std::string fix;  // empty when nothing needs doing
-};
-
-constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+// TIME_WAIT lasts TCP_TIMEWAIT_LEN, compiled into the kernel.
+inline constexpr uint32_t kTimeWaitMs = 60000;
 
 struct ProcessFds {
   int pid = 0;
@@ -110,17 +93,7 @@ struct HostFacts {
   std::vector<std::string> warnings;  // what could not be collected, one line each
 };
 
-// Pure pieces, exposed for tests.
-
-// Reads soft and hard "Max open files" from the text of /proc/<pid>/limits
-// ("unlimited" = kUnlimited). False if the line is missing or malformed.
-bool parse_max_open_files(std::string_view text, uint64_t* soft, uint64_t* hard);
-
-// Every counter of /proc/net/netstat (or /proc/net/snmp) text, keyed the way
-// nstat names them ("TcpExtListenOverflows"). nullopt when a header line and
-// its value line do not pair up or a value is not a number.
-std::optional<std::map<std::string, uint64_t>> parse_netstat_counters(std::string_view text);
-// The TcpCounters out of them (a counter the kernel lacks stays 0).
+// The TcpCounters out of parse_netstat_counters() (a counter the kernel lacks stays 0).
 TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all);
 
 // Groups a netns's sockets: listeners, TIME_WAIT totals and the outgoing
@@ -130,18 +103,15 @@ TcpCounters tcp_counters(const std::map<std::string, uint64_t>& all);
 SocketSummary summarize_sockets(const std::vector<SocketRecord>& sockets, const NetnsSettings& settings,
                                 size_t top_destinations = 10);
 
-std::vector<Finding> evaluate_host(const HostFacts& facts);  // pure
+// tcp_twsk_unique(): reuse needs tcp_tw_reuse 1 (any peer) or 2 (loopback) and
+// the old connection's timestamps, so tcp_timestamps on.
+bool tw_reuse_applies(const NetnsSettings& s, uint16_t family, const std::array<uint8_t, 16>& saddr,
+                      const std::array<uint8_t, 16>& daddr);
 
-// I/O: reads everything it may (unprivileged: fewer facts plus a warning).
-// Each warning is also appended to *warnings as one line.
-HostFacts collect_host_facts(std::string* warnings);
+// The ports a destination holds that connect() cannot take over now.
+inline uint32_t effective_use(const DestinationUse& d) { return d.sockets - d.reusable; }
 
-std::string format_doctor_text(const HostFacts& facts, const std::vector<Finding>& findings);
-std::string format_doctor_json(const HostFacts& facts, const std::vector<Finding>& findings);  // pretty
-
-// Collects, evaluates and prints the report to stdout (what could not be
-// collected is listed in it: "Notes" / "warnings"). Returns 0, or 1 when the
-// host's network sysctls could not be read at all.
-int run_doctor(bool json);
+// "10.0.0.1 -> 10.0.0.5:443".
+std::string dest_subject(const DestinationUse& d);
 
 }  // namespace connscope

@@ -1,0 +1,26 @@
+// evaluate_host(): the rule sets in report order, and what they share.
+#include "doctor/rules.hpp"
+
+namespace connscope {
+
+void add_finding(std::vector<Finding>* out, std::string id, std::string severity, std::string subject,
+                 std::string value, std::string meaning, std::string fix) {
+  out->push_back(Finding{std::move(id), std::move(severity), std::move(subject), std::move(value), std::move(meaning),
+                         std::move(fix)});
+}
+
+const char* persist_hint() { return "; persist it in /etc/sysctl.d/90-connscope.conf"; }
+
+std::vector<Finding> evaluate_host(const HostFacts& facts) {
+  std::vector<Finding> out;
+  if (facts.settings_read) {
+    evaluate_ports(facts, &out);
+    evaluate_time_wait(facts, &out);
+    evaluate_listen(facts, &out);
+  }
+  evaluate_fds(facts, &out);
+  if (facts.settings_read) evaluate_other_netns(facts, &out);
+  return out;
+}
+
+}  // namespace connscope
