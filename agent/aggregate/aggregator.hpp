@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "aggregate/engine_config.hpp"
 #include "aggregate/histogram.hpp"
 #include "aggregate/snapshot.hpp"
 #include "events/event_decoder.hpp"
@@ -24,13 +25,6 @@
 #include "host/socket_census.hpp"
 
 namespace connscope {
-
-struct AggregatorConfig {
-  size_t top_destinations = 256;  // rows of their own; the rest fold into `other`
-  size_t top_listeners = 256;
-  size_t max_sockets = 1u << 20;    // tracked sockets (ports in use); beyond: counted, not tracked
-  double destination_idle_s = 300;  // a row with no activity and no ports held for this long is dropped
-};
 
 // What a reconciliation changed.
 struct ReconcileResult {
