@@ -1,21 +1,21 @@
-// Turns the decoded event stream into per-interval snapshots: destination
-// and listener tables with bounded cardinality (an `other` row), ports in
-// use per destination by state (TIME_WAIT expiring after 60 s, as the
-// kernel's), latency distributions and heatmap frames, the port-exhaustion
-// model. Single-threaded and clock-free: time is what callers pass in
-// (event timestamps, CLOCK_MONOTONIC), so a replay gives the same result at
-// any speed.
+// Turns the decoded event stream into per-interval snapshots. A thin
+// coordinator: each record goes to the tables it concerns, the destinations
+// (destinations.hpp), the listeners (listeners.hpp) and the ports in use
+// (port_table.hpp); sock_diag censuses correct them (reconcile.hpp); closing
+// an interval collects their rows and the agent's health. Single-threaded
+// and clock-free: time is what callers pass in (event timestamps,
+// CLOCK_MONOTONIC), so a replay gives the same result at any speed.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <map>
-#include <memory>
-#include <set>
-#include <unordered_map>
 #include <vector>
 
-#include "aggregate/histogram.hpp"
+#include "aggregate/destinations.hpp"
+#include "aggregate/engine_config.hpp"
+#include "aggregate/listeners.hpp"
+#include "aggregate/port_table.hpp"
+#include "aggregate/reconcile.hpp"
 #include "aggregate/snapshot.hpp"
 #include "events/event_decoder.hpp"
 #include "events/losses.hpp"
@@ -25,58 +25,56 @@
 
 namespace connscope {
 
-struct AggregatorConfig {
-  size_t top_destinations = 256;  // rows of their own; the rest fold into `other`
-  size_t top_listeners = 256;
-  size_t max_sockets = 1u << 20;    // tracked sockets (ports in use); beyond: counted, not tracked
-  double destination_idle_s = 300;  // a row with no activity and no ports held for this long is dropped
-};
-
-// What a reconciliation changed.
-struct ReconcileResult {
-  uint64_t added = 0, removed = 0, restated = 0;
-};
-
 class Aggregator {
  public:
   explicit Aggregator(AggregatorConfig cfg);
-  ~Aggregator();
   Aggregator(const Aggregator&) = delete;
   Aggregator& operator=(const Aggregator&) = delete;
 
   // The first interval starts here (monotonic ns).
-  void start(uint64_t start_ns);
-  void set_strategies(std::vector<StrategyInUse> s);
-  void set_replay(bool replay);
-  void set_netns_settings(const NetnsSettings& s);
+  void start(uint64_t start_ns) { last_end_ns_ = start_ns; }
+  void set_strategies(std::vector<StrategyInUse> s) { health_.strategies = std::move(s); }
+  void set_replay(bool replay) { health_.replay = replay; }
+  void set_netns_settings(const NetnsSettings& s) { settings_[s.netns] = s; }
   // Namespaces seen in events whose settings were never supplied.
   std::vector<uint32_t> netns_without_settings() const;
   // Namespaces with destinations tracked (to reconcile).
-  std::vector<uint32_t> netns_with_destinations() const;
+  std::vector<uint32_t> netns_with_destinations() const { return destinations_.netns(); }
 
   void on_event(const Event& e);
-  void on_decode_error();
+  void on_decode_error() { health_.decode_errors_total++; }
   void on_losses(const LossCounters& totals);  // cumulative counters from the BPF side
   // One poll of a netns's listeners: accept-queue length samples.
-  void on_listener_sample(uint32_t netns, const std::vector<ListenerInfo>& listeners, uint64_t ts_ns);
-  // Compares the tracked sockets of every destination in `netns` with a
-  // sock_diag dump taken at `dump_ts_ns` and corrects the table (sockets
-  // touched by events after the dump are left alone). Sockets to untracked
-  // destinations start being tracked when their local port is in the
-  // netns's ephemeral range, their remote port is not, and the local port is
-  // not a listening port.
+  void on_listener_sample(uint32_t netns, const std::vector<ListenerInfo>& listeners, uint64_t ts_ns) {
+    listeners_.on_sample(netns, listeners, ts_ns);
+  }
+  // Corrects the ports in use towards `netns`'s destinations from a
+  // sock_diag dump taken at `dump_ts_ns` (Reconciler::reconcile).
   ReconcileResult reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns);
 
   // Closes the interval ending at `end_ns` (monotonic) / `end_unix_s`.
   Snapshot close_interval(uint64_t end_ns, double end_unix_s);
 
   // Expires TIME_WAIT entries up to `now_ns` (close_interval does it too).
-  void advance(uint64_t now_ns);
-
-  struct Impl;
+  void advance(uint64_t now_ns) { ports_.expire_time_wait(now_ns); }
 
  private:
-  std::unique_ptr<Impl> impl_;
+  void on_connect(const cs_connect_event& e);
+  void on_port_alloc(const cs_port_alloc_event& e);
+  void on_state(const cs_state_event& e);
+  void on_retransmit(const cs_retransmit_event& e);
+  void on_accept_queue(const cs_accept_queue_event& e);
+  const NetnsSettings* settings_of(uint32_t netns) const;
+
+  DestinationTable destinations_;
+  ListenerTable listeners_;
+  PortTable ports_;
+  Reconciler reconciler_{destinations_, listeners_, ports_};
+  std::map<uint32_t, NetnsSettings> settings_;
+  AgentHealth health_;
+  uint64_t lost_reported_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t last_end_ns_ = 0;
 };
 
 }  // namespace connscope

@@ -20,6 +20,7 @@
 namespace connscope {
 
 inline constexpr double kTimeWaitSeconds = 60.0;  // TCP_TIMEWAIT_LEN
+inline constexpr uint64_t kTimeWaitNs = static_cast<uint64_t>(kTimeWaitSeconds) * 1000000000ull;
 
 struct PortModelInput {
   const NetnsSettings* settings = nullptr;          // the destination's netns; nullptr if unknown

@@ -10,23 +10,12 @@
 
 namespace connscope {
 
-namespace {
-AggregatorConfig aggregator_config(const RunOptions& o) {
-  AggregatorConfig c;
-  c.top_destinations = o.top_destinations;
-  c.top_listeners = o.top_listeners;
-  c.max_sockets = o.max_sockets;
-  c.destination_idle_s = o.destination_idle_s;
-  return c;
-}
-}  // namespace
-
-RunEngine::RunEngine(const RunOptions& opts, SnapshotFn on_snapshot)
-    : opts_(opts),
+RunEngine::RunEngine(const EngineConfig& cfg, SnapshotFn on_snapshot)
+    : cfg_(cfg),
       on_snapshot_(std::move(on_snapshot)),
-      agg_(aggregator_config(opts)),
-      alerts_(opts.alerts),
-      interval_ns_(static_cast<uint64_t>(opts.interval_s * 1e9)) {}
+      agg_(cfg.aggregator),
+      alerts_(cfg.alerts),
+      interval_ns_(static_cast<uint64_t>(cfg.interval_s * 1e9)) {}
 
 void RunEngine::start(uint64_t mono_ns, double unix_s) {
   start_mono_ns_ = mono_ns ? mono_ns : 1;
@@ -47,7 +36,7 @@ void RunEngine::raw_event(std::span<const uint8_t> bytes) {
 }
 
 void RunEngine::census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets) {
-  if (opts_.reconcile_interval_s > 0) agg_.reconcile(netns, sockets, ts_ns);
+  if (cfg_.reconcile_interval_s > 0) agg_.reconcile(netns, sockets, ts_ns);
 }
 
 void RunEngine::survey(const SurveyBatch& b) {

@@ -15,8 +15,8 @@
 
 #include "aggregate/aggregator.hpp"
 #include "aggregate/alerts.hpp"
+#include "aggregate/engine_config.hpp"
 #include "aggregate/snapshot.hpp"
-#include "cli/cli.hpp"
 #include "host/host_survey.hpp"
 
 namespace connscope {
@@ -25,7 +25,7 @@ class RunEngine {
  public:
   using SnapshotFn = std::function<void(const Snapshot&, const std::vector<Alert>& changed)>;
 
-  RunEngine(const RunOptions& opts, SnapshotFn on_snapshot);
+  RunEngine(const EngineConfig& cfg, SnapshotFn on_snapshot);
 
   void set_strategies(std::vector<StrategyInUse> s) { agg_.set_strategies(std::move(s)); }
   void set_replay(bool r) { agg_.set_replay(r); }
@@ -55,7 +55,7 @@ class RunEngine {
  private:
   void close(uint64_t end_ns);
 
-  RunOptions opts_;
+  EngineConfig cfg_;
   SnapshotFn on_snapshot_;
   Aggregator agg_;
   AlertEngine alerts_;

@@ -232,54 +232,56 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   trace->add_flag("--all-states", out.trace.all_states, "Emit every TCP state transition, not only the key ones");
 
   RunOptions& r = out.run;
+  EngineConfig& engine = r.engine;
   CLI::App* run = app.add_subcommand(
       "run",
       "The agent: per-destination and per-listener health, latency heatmaps, the ephemeral-port exhaustion model and "
       "alerts, served as Prometheus metrics and JSON over HTTP (default 127.0.0.1:9464) and as JSON lines");
   add_common(run);
   add_capture(run, r);
-  run->add_option("-i,--interval", r.interval_s, "Seconds per snapshot, heatmap frame and alert evaluation (default 1)")
+  run->add_option("-i,--interval", engine.interval_s,
+                  "Seconds per snapshot, heatmap frame and alert evaluation (default 1)")
       ->check(CLI::Range(0.05, 3600.0));
   run->add_option("--json-out", r.json_out,
                   "Write one JSON snapshot per interval to FILE ('-' = stdout; docs/run-json.md)");
   run->add_option("--listen", r.listen,
                   "HTTP address for /metrics and /api/v1/* (default 127.0.0.1:9464; [::1]:9464, :9464 for all "
                   "addresses, off to disable)");
-  run->add_option("--top-destinations", r.top_destinations,
+  run->add_option("--top-destinations", engine.aggregator.top_destinations,
                   "Destinations with their own row and labels; the rest fold into dst=\"other\" (default 256)")
       ->check(CLI::Range(1, 100000));
-  run->add_option("--top-listeners", r.top_listeners, "Listeners with their own row (default 256)")
+  run->add_option("--top-listeners", engine.aggregator.top_listeners, "Listeners with their own row (default 256)")
       ->check(CLI::Range(1, 100000));
-  run->add_option("--max-sockets", r.max_sockets,
+  run->add_option("--max-sockets", engine.aggregator.max_sockets,
                   "Sockets tracked for ports-in-use counts; beyond, counted as untracked (default 1048576)")
       ->check(CLI::Range(1024, 1 << 26));
-  run->add_option("--reconcile-interval", r.reconcile_interval_s,
+  run->add_option("--reconcile-interval", engine.reconcile_interval_s,
                   "Seconds between sock_diag reconciliations of the ports-in-use counts (default 5, 0 = off)")
       ->check(CLI::Range(0.0, 3600.0));
   run->add_option("--history", r.history_s, "Seconds of heatmap history for /api/v1/heatmap (default 600)")
       ->check(CLI::Range(10.0, 86400.0));
-  run->add_option("--destination-idle", r.destination_idle_s,
+  run->add_option("--destination-idle", engine.aggregator.destination_idle_s,
                   "Drop a destination's row after this many idle seconds with no ports held (default 300)")
       ->check(CLI::Range(10.0, 86400.0));
-  run->add_option("--warn-utilization", r.alerts.warn_utilization,
+  run->add_option("--warn-utilization", engine.alerts.warn_utilization,
                   "Ephemeral-port utilization that raises ephemeral_ports_warning (default 0.70)")
       ->check(CLI::Range(0.01, 1.0));
-  run->add_option("--crit-utilization", r.alerts.crit_utilization,
+  run->add_option("--crit-utilization", engine.alerts.crit_utilization,
                   "Utilization that raises ephemeral_ports_critical (default 0.90)")
       ->check(CLI::Range(0.01, 1.0));
-  run->add_option("--port-search-p99", r.alerts.port_search_p99_s,
+  run->add_option("--port-search-p99", engine.alerts.port_search_p99_s,
                   "Seconds: port-search p99 above this raises port_search_slow (default 0.001)")
       ->check(CLI::Range(1e-7, 60.0));
-  run->add_option("--retransmit-rate", r.alerts.retransmit_rate,
+  run->add_option("--retransmit-rate", engine.alerts.retransmit_rate,
                   "Retransmits/s to one destination that can raise retransmit_spike (default 10)")
       ->check(CLI::Range(0.001, 1e9));
-  run->add_option("--retransmit-factor", r.alerts.retransmit_factor,
+  run->add_option("--retransmit-factor", engine.alerts.retransmit_factor,
                   "...when also this many times the destination's recent baseline (default 3)")
       ->check(CLI::Range(1.0, 1e6));
-  run->add_option("--alert-fire-after", r.alerts.fire_after,
+  run->add_option("--alert-fire-after", engine.alerts.fire_after,
                   "Intervals a threshold must hold before its alert fires (default 2; failures fire at once)")
       ->check(CLI::Range(1, 1000));
-  run->add_option("--alert-resolve-after", r.alerts.resolve_after,
+  run->add_option("--alert-resolve-after", engine.alerts.resolve_after,
                   "Intervals a condition must be clear before its alert resolves (default 5)")
       ->check(CLI::Range(1, 1000));
   run->add_option("--replay", r.replay,
@@ -352,9 +354,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
     // A replay serves HTTP only when asked to (--listen given).
     if (!r.replay.empty() && run->count("--listen") == 0) r.listen = "off";
     if (!parse_listen(r.listen, &r.listen_host, &r.listen_port, &r.http, &err)) return fail("--listen " + err);
-    if (r.alerts.warn_utilization >= r.alerts.crit_utilization)
-      return fail("--warn-utilization (" + std::to_string(r.alerts.warn_utilization) +
-                  ") must be below --crit-utilization (" + std::to_string(r.alerts.crit_utilization) + ")");
+    if (engine.alerts.warn_utilization >= engine.alerts.crit_utilization)
+      return fail("--warn-utilization (" + std::to_string(engine.alerts.warn_utilization) +
+                  ") must be below --crit-utilization (" + std::to_string(engine.alerts.crit_utilization) + ")");
     if (!r.replay.empty() && !r.json_out.empty() && r.json_out == r.replay)
       return fail("--json-out would overwrite the --replay file " + r.replay);
   } else if (record->parsed()) {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "aggregate/alerts.hpp"
+#include "aggregate/engine_config.hpp"
 #include "connscope/events.h"
 #include "probes/capture_config.hpp"
 #include "probes/strategy.hpp"
@@ -21,19 +21,13 @@ struct TraceOptions : CaptureOptions {
 };
 
 struct RunOptions : CaptureOptions {
-  double interval_s = 1.0;
+  EngineConfig engine;                    // --interval, --top-*, --max-sockets, --reconcile-interval, alert thresholds
   std::string json_out;                   // "" = none, "-" = stdout
   std::string listen = "127.0.0.1:9464";  // "off" = no HTTP
   std::string listen_host = "127.0.0.1";  // parsed from listen
   uint16_t listen_port = 9464;
   bool http = true;
-  size_t top_destinations = 256;
-  size_t top_listeners = 256;
-  size_t max_sockets = 1u << 20;
-  double reconcile_interval_s = 5;  // 0 = off
-  double history_s = 600;           // heatmap history kept for /api/v1/heatmap
-  double destination_idle_s = 300;
-  AlertThresholds alerts;
+  double history_s = 600;        // heatmap history kept for /api/v1/heatmap
   std::string replay;            // --replay FILE: no BPF, no root
   bool replay_realtime = false;  // --replay-speed recorded
   bool quiet = false;            // no alert lines on stderr

@@ -62,10 +62,10 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   std::unique_ptr<JsonLinesWriter> json_lines;
   if (!opts.json_out.empty()) json_lines = std::make_unique<JsonLinesWriter>(opts.json_out);
   std::unique_ptr<Publication> pub;
-  if (opts.http) pub = std::make_unique<Publication>(build_info(), opts.interval_s, opts.history_s);
+  if (opts.http) pub = std::make_unique<Publication>(build_info(), opts.engine.interval_s, opts.history_s);
 
   uint64_t alerts_printed = 0;
-  RunEngine engine(opts, [&](const Snapshot& s, const std::vector<Alert>& changed) {
+  RunEngine engine(opts.engine, [&](const Snapshot& s, const std::vector<Alert>& changed) {
     if (pub) pub->publish(s);
     if (json_lines) json_lines->write(s);
     if (!opts.quiet)
@@ -103,12 +103,12 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   }
 
   SurveyConfig survey;
-  survey.census_interval_s = opts.reconcile_interval_s;
+  survey.census_interval_s = opts.engine.reconcile_interval_s;
   LiveCapture capture(common, opts, survey);
   engine.set_strategies(strategies_in_use(capture.choices()));
   if (pub) pub->set_strategies(strategies_in_use(capture.choices()));
   fprintf(stderr, "connscope: running (%s), %zu programs attached, a snapshot every %gs; %s%s; Ctrl-C to stop\n",
-          capture.strategies_line().c_str(), capture.attached_links(), opts.interval_s, where.c_str(),
+          capture.strategies_line().c_str(), capture.attached_links(), opts.engine.interval_s, where.c_str(),
           opts.json_out.empty() ? "" : (", JSON lines to " + opts.json_out).c_str());
   EngineSink sink(engine);
   engine.start(monotonic_now_ns(), unix_now_s());

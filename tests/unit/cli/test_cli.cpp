@@ -98,23 +98,23 @@ std::string write_config(const std::string& name, const std::string& text) {
 TEST_CASE("run: defaults and flags") {
   auto c = parse({"run"});
   REQUIRE(c.kind == ParsedCommand::Kind::run);
-  CHECK(c.run.interval_s == 1.0);
+  CHECK(c.run.engine.interval_s == 1.0);
   CHECK(c.run.http);
   CHECK(c.run.listen_host == "127.0.0.1");
   CHECK(c.run.listen_port == 9464);
-  CHECK(c.run.top_destinations == 256);
-  CHECK(c.run.alerts.warn_utilization == doctest::Approx(0.70));
-  CHECK(c.run.alerts.crit_utilization == doctest::Approx(0.90));
+  CHECK(c.run.engine.aggregator.top_destinations == 256);
+  CHECK(c.run.engine.alerts.warn_utilization == doctest::Approx(0.70));
+  CHECK(c.run.engine.alerts.crit_utilization == doctest::Approx(0.90));
   c = parse({"run", "--interval", "0.5", "--listen", "[::1]:9500", "--json-out", "-", "--netns", "4026531833",
              "--alert-fire-after", "3", "--rport", "443"});
   REQUIRE(c.kind == ParsedCommand::Kind::run);
-  CHECK(c.run.interval_s == 0.5);
+  CHECK(c.run.engine.interval_s == 0.5);
   CHECK(c.run.listen_host == "::1");
   CHECK(c.run.listen_port == 9500);
   CHECK(c.run.json_out == "-");
   CHECK(c.run.filter.netns == 4026531833u);
   CHECK(c.run.filter.rports[0] == 443);
-  CHECK(c.run.alerts.fire_after == 3);
+  CHECK(c.run.engine.alerts.fire_after == 3);
   CHECK_FALSE(parse({"run", "--listen", "off"}).run.http);
   // A replay serves HTTP only when --listen is given.
   CHECK_FALSE(parse({"run", "--replay", "x.csrec"}).run.http);
@@ -147,12 +147,12 @@ TEST_CASE("run --config: TOML sections, values checked, keys named") {
                                         "listen = \"127.0.0.1:9999\"\nquiet = true\n");
   auto c = parse({"run", "--config", good});
   REQUIRE_MESSAGE(c.kind == ParsedCommand::Kind::run, c.message);
-  CHECK(c.run.interval_s == 0.5);
-  CHECK(c.run.alerts.warn_utilization == doctest::Approx(0.6));
+  CHECK(c.run.engine.interval_s == 0.5);
+  CHECK(c.run.engine.alerts.warn_utilization == doctest::Approx(0.6));
   CHECK(c.run.listen_port == 9999);
   CHECK(c.run.quiet);
   // The command line wins over the file.
-  CHECK(parse({"run", "--config", good, "--interval", "2"}).run.interval_s == 2.0);
+  CHECK(parse({"run", "--config", good, "--interval", "2"}).run.engine.interval_s == 2.0);
 
   for (auto [name, text, needle] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"range.toml", "[run]\nwarn-utilization = 2.0\n", "--warn-utilization: Value 2.0 not in range"},

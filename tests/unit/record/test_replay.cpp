@@ -46,9 +46,9 @@ TEST_CASE("replay: an upstream running out of ports warns before connect() fails
   const std::string path = fixture("exhaustion.csrec");
   const uint32_t pid = recorded_client_pid(path);
   REQUIRE(pid != 0);
-  RunOptions opts;  // defaults: 1 s intervals, fire after 2, warn 0.70, critical 0.90
+  EngineConfig cfg;  // defaults: 1 s intervals, fire after 2, warn 0.70, critical 0.90
   std::vector<Seen> seen;
-  RunEngine engine(opts, [&](const Snapshot& s, const std::vector<Alert>&) {
+  RunEngine engine(cfg, [&](const Snapshot& s, const std::vector<Alert>&) {
     Seen x{s.seq, s.alerts};
     for (const auto& d : s.destinations)
       if (d.dst == "10.243.0.2:8080") {
@@ -100,10 +100,10 @@ TEST_CASE("replay: an upstream running out of ports warns before connect() fails
 }
 
 TEST_CASE("replay is deterministic") {
-  RunOptions opts;
+  EngineConfig cfg;
   auto run = [&] {
     std::vector<std::string> lines;
-    RunEngine engine(opts, [&](const Snapshot& s, const std::vector<Alert>& changed) {
+    RunEngine engine(cfg, [&](const Snapshot& s, const std::vector<Alert>& changed) {
       std::string l = std::to_string(s.seq) + " " + std::to_string(s.timestamp);
       for (const auto& d : s.destinations) l += " " + d.dst + "=" + std::to_string(d.model.in_use);
       for (const auto& a : changed) l += " " + a.rule + ":" + a.state;
@@ -119,8 +119,8 @@ TEST_CASE("replay is deterministic") {
 }
 
 TEST_CASE("replay refuses what is not a recording") {
-  RunOptions opts;
-  RunEngine engine(opts, nullptr);
+  EngineConfig cfg;
+  RunEngine engine(cfg, nullptr);
   std::atomic<bool> stop{false};
   CHECK_THROWS_WITH_AS(replay_recording(std::filesystem::path(__FILE__).string(), false, engine, stop),
                        doctest::Contains("is not a connscope recording"), std::runtime_error);
