@@ -182,4 +182,5 @@ tidy: $(SKELS)
 clean:
 	rm -rf $(BUILD)/agent $(BUILD)/tests $(BUILD)/bpf $(BUILD)/*.skel.h $(BUILD)/connscope $(BUILD)/connscope-unit $(BUILD)/connscope-itest
 
--include $(AGENT_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(ITEST_OBJS:.o=.d) $(BPF_OBJS:.o=.d)
+-include $(AGENT_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(ITEST_OBJS:.o=.d) $(BPF_OBJS:.o=.d) \
+	$(patsubst $(BUILD)/%,$(BUILD)/tests/bench/%.d,$(BENCH_BINS))
