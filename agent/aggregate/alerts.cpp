@@ -10,7 +10,7 @@ namespace {
 const AlertRule& rule(const char* id) {
   for (const AlertRule& r : alert_rules())
     if (std::string_view(r.id) == id) return r;
-  static const AlertRule unknown{"unknown", "warning", false, ""};
+  static const AlertRule unknown{"unknown", Severity::warning, false, ""};
   return unknown;
 }
 
@@ -41,7 +41,7 @@ Alert destination_alert(const char* id, const DestinationStats& d) {
   Alert a;
   a.rule = id;
   a.severity = rule(id).severity;
-  a.target_kind = "destination";
+  a.target_kind = TargetKind::destination;
   a.target = d.dst;
   a.src = d.src;
   a.netns = d.key.netns;
@@ -76,18 +76,18 @@ std::string exhaustion_summary(const DestinationStats& d, const PortModel& m) {
 
 const std::vector<AlertRule>& alert_rules() {
   static const std::vector<AlertRule> rules = {
-      {"ephemeral_ports_warning", "warning", false,
+      {"ephemeral_ports_warning", Severity::warning, false,
        "ephemeral-port utilization to a destination at or above the warning threshold"},
-      {"ephemeral_ports_critical", "critical", false,
+      {"ephemeral_ports_critical", Severity::critical, false,
        "ephemeral-port utilization to a destination at or above the critical threshold"},
-      {"connect_rate_unsustainable", "warning", false,
+      {"connect_rate_unsustainable", Severity::warning, false,
        "new-connection rate to a destination above what its port range sustains"},
-      {"connect_port_errors", "critical", true,
+      {"connect_port_errors", Severity::critical, true,
        "connect() failed with EADDRNOTAVAIL or EADDRINUSE: no free local port"},
-      {"port_search_slow", "warning", false, "p99 of the kernel's ephemeral-port search above the threshold"},
-      {"listen_overflow", "warning", true, "a listener's accept queue overflowed: connections dropped"},
-      {"retransmit_spike", "warning", false, "retransmit rate to a destination far above its recent baseline"},
-      {"events_lost", "warning", true, "the agent lost events (ring buffer or map full): numbers undercount"},
+      {"port_search_slow", Severity::warning, false, "p99 of the kernel's ephemeral-port search above the threshold"},
+      {"listen_overflow", Severity::warning, true, "a listener's accept queue overflowed: connections dropped"},
+      {"retransmit_spike", Severity::warning, false, "retransmit rate to a destination far above its recent baseline"},
+      {"events_lost", Severity::warning, true, "the agent lost events (ring buffer or map full): numbers undercount"},
   };
   return rules;
 }
@@ -107,7 +107,7 @@ void AlertEngine::observe(const AlertRule& r, bool condition, Alert candidate, d
       st.firing = true;
       st.alert.since = now;
       fired_total_[r.id]++;
-      st.alert.state = "firing";
+      st.alert.state = AlertState::firing;
       changed_.push_back(st.alert);
     }
   } else {
@@ -208,7 +208,7 @@ std::vector<Alert> AlertEngine::evaluate(Snapshot& s) {
     Alert a;
     a.rule = "listen_overflow";
     a.severity = rule("listen_overflow").severity;
-    a.target_kind = "listener";
+    a.target_kind = TargetKind::listener;
     a.target = l.listen;
     a.netns = l.key.netns;
     char buf[256];
@@ -229,7 +229,7 @@ std::vector<Alert> AlertEngine::evaluate(Snapshot& s) {
     Alert a;
     a.rule = "events_lost";
     a.severity = rule("events_lost").severity;
-    a.target_kind = "agent";
+    a.target_kind = TargetKind::agent;
     a.target = "agent";
     uint64_t lost = 0;
     for (const auto& [type, n] : s.health.lost_total) lost += n;
@@ -253,12 +253,12 @@ std::vector<Alert> AlertEngine::evaluate(Snapshot& s) {
     const AlertRule& r = rule(it->first.rule.c_str());
     if (st.firing && st.false_streak >= t_.resolve_after) {
       st.firing = false;
-      st.alert.state = "resolved";
+      st.alert.state = AlertState::resolved;
       st.alert.resolved_at = now;
       s.alerts.push_back(st.alert);
       changed_.push_back(st.alert);
     } else if (st.firing) {
-      st.alert.state = "firing";
+      st.alert.state = AlertState::firing;
       s.alerts.push_back(st.alert);
     }
     // Forget quiet rules of vanished targets.
@@ -272,12 +272,13 @@ std::vector<Alert> AlertEngine::evaluate(Snapshot& s) {
 }
 
 std::string format_alert_line(const Alert& a) {
-  std::string line = "connscope: " + std::string(a.state == "resolved" ? "RESOLVED" : "ALERT") + " " + a.severity +
-                     " " + a.rule + " " + (a.src.empty() ? a.target : a.src + " -> " + a.target);
+  std::string line = "connscope: " + std::string(a.state == AlertState::resolved ? "RESOLVED" : "ALERT") + " " +
+                     severity_name(a.severity) + " " + a.rule + " " +
+                     (a.src.empty() ? a.target : a.src + " -> " + a.target);
   if (a.netns) line += " netns " + std::to_string(a.netns);
   if (!a.process.empty()) line += " [" + a.process + "]";
   line += ": " + a.summary;
-  if (a.state != "resolved" && !a.remedy.empty()) line += ". Remedy: " + a.remedy;
+  if (a.state != AlertState::resolved && !a.remedy.empty()) line += ". Remedy: " + a.remedy;
   return line;
 }
 

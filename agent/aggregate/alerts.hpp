@@ -29,7 +29,7 @@ struct AlertThresholds {
 // Rule ids and their severities.
 struct AlertRule {
   const char* id;
-  const char* severity;
+  Severity severity;
   bool immediate;  // fires on the first interval its condition holds
   const char* description;
 };

@@ -22,6 +22,22 @@ std::optional<HeatmapMetric> heatmap_metric_from_name(const std::string& name) {
   return std::nullopt;
 }
 
+const char* severity_name(Severity s) { return s == Severity::critical ? "critical" : "warning"; }
+
+const char* alert_state_name(AlertState s) { return s == AlertState::resolved ? "resolved" : "firing"; }
+
+const char* target_kind_name(TargetKind k) {
+  switch (k) {
+    case TargetKind::destination:
+      return "destination";
+    case TargetKind::listener:
+      return "listener";
+    case TargetKind::agent:
+      return "agent";
+  }
+  return "?";
+}
+
 const BucketLayout& heatmap_layout(HeatmapMetric m) {
   return m == HeatmapMetric::accept_queue_fill ? fill_layout() : latency_layout();
 }

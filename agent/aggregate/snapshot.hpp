@@ -140,20 +140,27 @@ struct ListenerStats {
   Distribution fill{HeatmapMetric::accept_queue_fill};
 };
 
+enum class Severity : uint8_t { warning, critical };
+enum class AlertState : uint8_t { firing, resolved };
+enum class TargetKind : uint8_t { destination, listener, agent };
+const char* severity_name(Severity s);       // "warning", "critical"
+const char* alert_state_name(AlertState s);  // "firing", "resolved"
+const char* target_kind_name(TargetKind k);  // "destination", "listener", "agent"
+
 struct Alert {
-  std::string rule;         // "ephemeral_ports_warning", ...
-  std::string severity;     // "warning" | "critical"
-  std::string state;        // "firing" | "resolved"
-  std::string target_kind;  // "destination" | "listener" | "agent"
-  std::string target;       // dst label ("10.0.0.2:443"), listen label, or "agent"
-  std::string src;          // destination alerts: the source address
+  std::string rule;  // "ephemeral_ports_warning", ...
+  Severity severity = Severity::warning;
+  AlertState state = AlertState::firing;
+  TargetKind target_kind = TargetKind::destination;
+  std::string target;  // dst label ("10.0.0.2:443"), listen label, or "agent"
+  std::string src;     // destination alerts: the source address
   uint32_t netns = 0;
   std::string process;                                   // "nginx (pid 812)" when the target has one
   std::string summary;                                   // one line
   std::string remedy;                                    // one or more sentences built from the host's settings
   std::vector<std::pair<std::string, double>> evidence;  // named numbers, in order
   double since = 0;                                      // unix seconds the alert started firing
-  double resolved_at = 0;                                // unix seconds, when state == "resolved"
+  double resolved_at = 0;                                // unix seconds, when state is resolved
 };
 
 struct StrategyInUse {

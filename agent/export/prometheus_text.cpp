@@ -182,13 +182,13 @@ void agent_families(std::string& out, const Snapshot& s) {
                   with_zeros(s.alerts_fired_total, kAlertRules));
 
   header(out, {"connscope_alert_active", "gauge", "1 per firing alert."});
-  std::set<std::tuple<std::string, std::string, std::string, uint32_t>> seen;
+  std::set<std::tuple<std::string, Severity, std::string, uint32_t>> seen;
   std::string base;
   for (const auto& a : s.alerts) {
-    if (a.state != "firing" || !seen.emplace(a.rule, a.severity, a.target, a.netns).second) continue;
+    if (a.state != AlertState::firing || !seen.emplace(a.rule, a.severity, a.target, a.netns).second) continue;
     base.clear();
     label(base, "rule", a.rule);
-    label(base, "severity", a.severity);
+    label(base, "severity", severity_name(a.severity));
     label(base, "target", a.target);
     label(base, "netns", std::to_string(a.netns));
     sample_u(out, "connscope_alert_active", base, 1);

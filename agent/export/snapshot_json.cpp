@@ -230,9 +230,9 @@ Json health_json(const AgentHealth& h) {
 Json alert_to_json(const Alert& a) {
   Json o = Json::object();
   o["rule"] = a.rule;
-  o["severity"] = a.severity;
-  o["state"] = a.state;
-  o["target_kind"] = a.target_kind;
+  o["severity"] = severity_name(a.severity);
+  o["state"] = alert_state_name(a.state);
+  o["target_kind"] = target_kind_name(a.target_kind);
   o["target"] = a.target;
   o["src"] = a.src.empty() ? Json(nullptr) : Json(a.src);
   o["netns"] = a.netns;
@@ -243,7 +243,7 @@ Json alert_to_json(const Alert& a) {
   for (const auto& [name, value] : a.evidence) evidence[name] = json_number(value);
   o["evidence"] = std::move(evidence);
   o["since"] = json_number(a.since);
-  o["resolved_at"] = a.state == "resolved" ? json_number(a.resolved_at) : Json(nullptr);
+  o["resolved_at"] = a.state == AlertState::resolved ? json_number(a.resolved_at) : Json(nullptr);
   return o;
 }
 

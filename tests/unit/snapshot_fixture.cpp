@@ -206,9 +206,9 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
 
   Alert ports;
   ports.rule = "ephemeral_ports_critical";
-  ports.severity = "critical";
-  ports.state = "firing";
-  ports.target_kind = "destination";
+  ports.severity = Severity::critical;
+  ports.state = AlertState::firing;
+  ports.target_kind = TargetKind::destination;
   ports.target = "10.0.0.2:443";
   ports.src = "10.0.0.1";
   ports.netns = kHostNetns;
@@ -225,9 +225,9 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
 
   Alert overflow;
   overflow.rule = "listen_overflow";
-  overflow.severity = "warning";
-  overflow.state = "resolved";
-  overflow.target_kind = "listener";
+  overflow.severity = Severity::warning;
+  overflow.state = AlertState::resolved;
+  overflow.target_kind = TargetKind::listener;
   overflow.target = "0.0.0.0:8080";
   overflow.netns = kHostNetns;
   overflow.summary = "accept queue of 0.0.0.0:8080 overflowed";

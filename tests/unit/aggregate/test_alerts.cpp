@@ -60,8 +60,8 @@ TEST_CASE("threshold alerts fire after N intervals and resolve after M") {
   CHECK(changed[0].rule == "ephemeral_ports_warning");
   const Alert* a = find(s2, "ephemeral_ports_warning");
   REQUIRE(a);
-  CHECK(a->state == "firing");
-  CHECK(a->severity == "warning");
+  CHECK(a->state == AlertState::firing);
+  CHECK(a->severity == Severity::warning);
   CHECK(a->target == "10.0.0.2:80");
   CHECK(a->src == "10.0.0.1");
   CHECK(format_alert_line(*a).find("ephemeral_ports_warning 10.0.0.1 -> 10.0.0.2:80") != std::string::npos);
@@ -85,10 +85,10 @@ TEST_CASE("threshold alerts fire after N intervals and resolve after M") {
   Snapshot s8 = snap(8, {destination(0.1)});
   changed = e.evaluate(s8);
   REQUIRE(changed.size() == 1);
-  CHECK(changed[0].state == "resolved");
+  CHECK(changed[0].state == AlertState::resolved);
   a = find(s8, "ephemeral_ports_warning");
   REQUIRE(a);
-  CHECK(a->state == "resolved");
+  CHECK(a->state == AlertState::resolved);
   CHECK(a->resolved_at == 8);
   Snapshot s9 = snap(9, {destination(0.1)});
   e.evaluate(s9);
@@ -116,7 +116,7 @@ TEST_CASE("failures fire at once: EADDRNOTAVAIL, overflow, lost events") {
   CHECK_FALSE(rules.count("ephemeral_ports_critical"));  // threshold rule: pending one interval
   const Alert* c = find(s, "connect_port_errors");
   REQUIRE(c);
-  CHECK(c->severity == "critical");
+  CHECK(c->severity == Severity::critical);
   CHECK(c->summary.find("3 EADDRNOTAVAIL") != std::string::npos);
   const Alert* o = find(s, "listen_overflow");
   REQUIRE(o);

@@ -72,7 +72,7 @@ TEST_CASE("replay: an upstream running out of ports warns before connect() fails
   };
   auto firing = [](const Seen& s, const char* rule) -> const Alert* {
     for (const Alert& a : s.alerts)
-      if (a.rule == rule && a.state == "firing") return &a;
+      if (a.rule == rule && a.state == AlertState::firing) return &a;
     return nullptr;
   };
   const Seen* failed = first([](const Seen& s) { return s.eaddrnotavail > 0; });
@@ -87,7 +87,7 @@ TEST_CASE("replay: an upstream running out of ports warns before connect() fails
   // The critical alert fires in the interval connect() first fails.
   const Alert* crit = firing(*failed, "connect_port_errors");
   REQUIRE(crit);
-  CHECK(crit->severity == "critical");
+  CHECK(crit->severity == Severity::critical);
   CHECK(crit->target == "10.243.0.2:8080");
   CHECK(crit->src == "10.243.0.1");
   CHECK(crit->process == "python3 (pid " + std::to_string(pid) + ")");
@@ -106,7 +106,7 @@ TEST_CASE("replay is deterministic") {
     RunEngine engine(cfg, [&](const Snapshot& s, const std::vector<Alert>& changed) {
       std::string l = std::to_string(s.seq) + " " + std::to_string(s.timestamp);
       for (const auto& d : s.destinations) l += " " + d.dst + "=" + std::to_string(d.model.in_use);
-      for (const auto& a : changed) l += " " + a.rule + ":" + a.state;
+      for (const auto& a : changed) l += " " + a.rule + ":" + alert_state_name(a.state);
       lines.push_back(l);
     });
     std::atomic<bool> stop{false};
