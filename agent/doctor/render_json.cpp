@@ -99,7 +99,7 @@ std::string format_doctor_json(const HostFacts& f, const std::vector<Finding>& f
   nlohmann::ordered_json fs = nlohmann::ordered_json::array();
   for (const Finding& x : findings)
     fs.push_back({{"id", x.id},
-                  {"severity", x.severity},
+                  {"severity", level_name(x.severity)},
                   {"subject", x.subject},
                   {"value", x.value},
                   {"meaning", x.meaning},

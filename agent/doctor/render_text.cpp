@@ -12,12 +12,7 @@ namespace connscope {
 
 namespace {
 
-int severity_rank(std::string_view s) {
-  if (s == "critical") return 3;
-  if (s == "warning") return 2;
-  if (s == "info") return 1;
-  return 0;
-}
+int severity_rank(FindingLevel l) { return static_cast<int>(l); }
 
 struct Section {
   const char* prefix;
@@ -144,7 +139,7 @@ std::string format_doctor_text(const HostFacts& facts, const std::vector<Finding
     for (const Finding& f : findings) {
       if (f.id.rfind(sec.prefix, 0) != 0) continue;
       any = true;
-      out += "\n  [" + upper(f.severity) + "] " + f.subject + " = " + f.value + "\n";
+      out += "\n  [" + upper(level_name(f.severity)) + "] " + f.subject + " = " + f.value + "\n";
       wrap(&out, f.meaning, "    ");
       if (!f.fix.empty()) wrap(&out, f.fix, "         ", "    fix: ");
     }

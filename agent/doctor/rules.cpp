@@ -3,10 +3,10 @@
 
 namespace connscope {
 
-void add_finding(std::vector<Finding>* out, std::string id, std::string severity, std::string subject,
+void add_finding(std::vector<Finding>* out, std::string id, FindingLevel severity, std::string subject,
                  std::string value, std::string meaning, std::string fix) {
-  out->push_back(Finding{std::move(id), std::move(severity), std::move(subject), std::move(value), std::move(meaning),
-                         std::move(fix)});
+  out->push_back(
+      Finding{std::move(id), severity, std::move(subject), std::move(value), std::move(meaning), std::move(fix)});
 }
 
 const char* persist_hint() { return "; persist it in /etc/sysctl.d/90-connscope.conf"; }

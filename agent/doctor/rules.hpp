@@ -23,7 +23,7 @@ void evaluate_fds(const HostFacts& f, std::vector<Finding>* out);          // ru
 void evaluate_other_netns(const HostFacts& f, std::vector<Finding>* out);  // rules_netns.cpp
 
 // What the rule sets share.
-void add_finding(std::vector<Finding>* out, std::string id, std::string severity, std::string subject,
+void add_finding(std::vector<Finding>* out, std::string id, FindingLevel severity, std::string subject,
                  std::string value, std::string meaning, std::string fix);
 // Appended to a `sysctl -w` fix.
 const char* persist_hint();

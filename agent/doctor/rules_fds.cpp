@@ -26,9 +26,9 @@ void evaluate_fds(const HostFacts& f, std::vector<Finding>* out) {
   if (f.file_max > 0) {
     const double p = f.have_file_nr ? pct(f.files_allocated, f.file_max) : 0;
     add_finding(out, "fd.file_max",
-                p >= 95   ? "critical"
-                : p >= 80 ? "warning"
-                          : "ok",
+                p >= 95   ? FindingLevel::critical
+                : p >= 80 ? FindingLevel::warning
+                          : FindingLevel::ok,
                 "fs.file-max",
                 (f.have_file_nr ? std::to_string(f.files_allocated) + " of " : "") + num(f.file_max) + " open files" +
                     (f.nr_open ? ", fs.nr_open " + num(f.nr_open) : ""),
@@ -45,7 +45,7 @@ void evaluate_fds(const HostFacts& f, std::vector<Finding>* out) {
     const std::string target = std::to_string(
         std::min<uint64_t>(std::max<uint64_t>(p.soft_limit * 4, 65536), f.nr_open ? f.nr_open : uint64_t{1048576}));
     add_finding(
-        out, "fd.process." + std::to_string(p.pid), use >= 95 ? "critical" : "warning",
+        out, "fd.process." + std::to_string(p.pid), use >= 95 ? FindingLevel::critical : FindingLevel::warning,
         "pid " + std::to_string(p.pid) + " (" + p.comm + ")",
         std::to_string(p.fds) + " of " + num(p.soft_limit) + " fds (" + pct_text(use) + "; hard limit " +
             num(p.hard_limit) + ")",
@@ -55,7 +55,7 @@ void evaluate_fds(const HostFacts& f, std::vector<Finding>* out) {
   }
   if (!flagged && !f.processes.empty()) {
     const ProcessFds& p = f.processes.front();
-    add_finding(out, "fd.processes", "ok", "pid " + std::to_string(p.pid) + " (" + p.comm + ")",
+    add_finding(out, "fd.processes", FindingLevel::ok, "pid " + std::to_string(p.pid) + " (" + p.comm + ")",
                 std::to_string(p.fds) + " of " + num(p.soft_limit) + " fds",
                 "The process with the most open files; no process is above 80 % of its soft limit.", "");
   }

@@ -10,9 +10,9 @@ void evaluate_listen(const HostFacts& f, std::vector<Finding>* out) {
   const std::string sc = std::to_string(s.somaxconn);
   add_finding(
       out, "listen.somaxconn",
-      s.somaxconn < 1024   ? "warning"
-      : s.somaxconn < 4096 ? "info"
-                           : "ok",
+      s.somaxconn < 1024   ? FindingLevel::warning
+      : s.somaxconn < 4096 ? FindingLevel::info
+                           : FindingLevel::ok,
       "net.core.somaxconn", sc,
       "listen(fd, backlog) is silently capped to " + sc + ": a listener queues at most " +
           std::to_string(uint64_t{s.somaxconn} + 1) +
@@ -25,7 +25,8 @@ void evaluate_listen(const HostFacts& f, std::vector<Finding>* out) {
   const std::string msb = std::to_string(s.max_syn_backlog);
   if (s.syncookies == 0) {
     add_finding(
-        out, "listen.syncookies", "warning", "net.ipv4.tcp_syncookies", "0 (off), tcp_max_syn_backlog " + msb,
+        out, "listen.syncookies", FindingLevel::warning, "net.ipv4.tcp_syncookies",
+        "0 (off), tcp_max_syn_backlog " + msb,
         "Without SYN cookies a SYN is dropped once a listener's half-open queue reaches its backlog, and SYNs from "
         "peers this host has not talked to are dropped once the queue holds 3/4 of tcp_max_syn_backlog (" +
             std::to_string(uint64_t{s.max_syn_backlog} * 3 / 4) +
@@ -33,8 +34,8 @@ void evaluate_listen(const HostFacts& f, std::vector<Finding>* out) {
             (s.max_syn_backlog < 1024 ? ", and tcp_max_syn_backlog " + msb + " is small." : "."),
         "sysctl -w net.ipv4.tcp_syncookies=1" + std::string(persist_hint()));
   } else {
-    add_finding(out, "listen.syncookies", s.syncookies == 1 ? "ok" : "info", "net.ipv4.tcp_syncookies",
-                std::to_string(s.syncookies) + ", tcp_max_syn_backlog " + msb,
+    add_finding(out, "listen.syncookies", s.syncookies == 1 ? FindingLevel::ok : FindingLevel::info,
+                "net.ipv4.tcp_syncookies", std::to_string(s.syncookies) + ", tcp_max_syn_backlog " + msb,
                 s.syncookies == 1
                     ? "SYN cookies answer SYNs once a listener's half-open queue is full instead of dropping them."
                     : "SYN cookies answer every SYN, even with room in the queue; options that do not fit in a "
@@ -52,7 +53,8 @@ void evaluate_listen(const HostFacts& f, std::vector<Finding>* out) {
       meaning += " (" + std::to_string(c.req_q_full_drop) + " SYNs dropped on a full SYN queue without cookies)";
     meaning += ". Clients of a dropped handshake retry after 1 s, 3 s, ...";
     add_finding(
-        out, "listen.overflows", c.listen_overflows > 0 || other > 0 ? "warning" : "ok", "TcpExtListenOverflows",
+        out, "listen.overflows", c.listen_overflows > 0 || other > 0 ? FindingLevel::warning : FindingLevel::ok,
+        "TcpExtListenOverflows",
         std::to_string(c.listen_overflows) + " overflows, " + std::to_string(c.listen_drops) + " drops", meaning,
         c.listen_overflows > 0 || other > 0
             ? "find the listener: connscope trace shows accept-queue overflows per listener as they happen; then "
@@ -67,7 +69,7 @@ void evaluate_listen(const HostFacts& f, std::vector<Finding>* out) {
     const bool full = l.queue > l.max_backlog;
     const double p = pct(l.queue, l.max_backlog);
     if (!capped && !full && p < 50) continue;
-    const std::string sev = full ? "critical" : p >= 50 ? "warning" : "info";
+    const FindingLevel sev = full ? FindingLevel::critical : p >= 50 ? FindingLevel::warning : FindingLevel::info;
     std::string meaning = std::to_string(l.queue) + " connections wait for accept(); the queue holds at most " +
                           std::to_string(uint64_t{l.max_backlog} + 1) + ". ";
     if (capped) {

@@ -48,7 +48,9 @@ void evaluate_other_netns(const HostFacts& f, std::vector<Finding>* out) {
     } else if (busy >= 50) {
       fix = "reuse connections to " + dest_subject(o.busiest) + " (keep-alive, pooling) or add source addresses";
     }
-    const std::string sev = busy >= 80 ? "critical" : busy >= 50 ? "warning" : "info";
+    const FindingLevel sev = busy >= 80   ? FindingLevel::critical
+                             : busy >= 50 ? FindingLevel::warning
+                                          : FindingLevel::info;
     add_finding(out, "netns." + std::to_string(o.netns), sev, "netns " + std::to_string(o.netns) + " " + o.label,
                 describe(s), meaning, fix);
   }

@@ -11,10 +11,10 @@ void evaluate_ports(const HostFacts& f, std::vector<Finding>* out) {
   const uint32_t range = uint32_t{s.port_hi} - s.port_lo + 1;
   const std::string u = std::to_string(s.usable_ports);
   {
-    std::string sev = s.usable_ports < 1000    ? "critical"
-                      : s.usable_ports < 10000 ? "warning"
-                      : s.usable_ports < 28232 ? "info"
-                                               : "ok";
+    FindingLevel sev = s.usable_ports < 1000    ? FindingLevel::critical
+                       : s.usable_ports < 10000 ? FindingLevel::warning
+                       : s.usable_ports < 28232 ? FindingLevel::info
+                                                : FindingLevel::ok;
     add_finding(
         out, "ports.range", sev, "net.ipv4.ip_local_port_range",
         std::to_string(s.port_lo) + "-" + std::to_string(s.port_hi) + " (" + u + " usable ports)",
@@ -23,14 +23,17 @@ void evaluate_ports(const HostFacts& f, std::vector<Finding>* out) {
             "assign requested address\"). When this host closes first, each port then stays 60 s in TIME_WAIT: " +
             u + " ports sustain about " + u + "/60 s = " + rate_text(s.usable_ports, kTimeWaitMs) +
             " new connections per destination.",
-        sev == "ok" ? ""
-                    : std::string("widen it: sysctl -w net.ipv4.ip_local_port_range='1024 65535' (reserve ports "
-                                  "your services listen on with net.ipv4.ip_local_reserved_ports)") +
-                          persist_hint());
+        sev == FindingLevel::ok
+            ? ""
+            : std::string("widen it: sysctl -w net.ipv4.ip_local_port_range='1024 65535' (reserve ports "
+                          "your services listen on with net.ipv4.ip_local_reserved_ports)") +
+                  persist_hint());
   }
   if (!s.reserved.empty()) {
     const uint32_t taken = range - s.usable_ports;
-    const std::string sev = taken == 0 ? "ok" : pct(taken, range) > 50 ? "warning" : "info";
+    const FindingLevel sev = taken == 0               ? FindingLevel::ok
+                             : pct(taken, range) > 50 ? FindingLevel::warning
+                                                      : FindingLevel::info;
     add_finding(out, "ports.reserved", sev, "net.ipv4.ip_local_reserved_ports", format_port_ranges(s.reserved),
                 taken == 0 ? "The reserved ports lie outside ip_local_port_range and do not shrink it."
                            : std::to_string(taken) +
@@ -53,20 +56,22 @@ void evaluate_ports(const HostFacts& f, std::vector<Finding>* out) {
   const std::string fix_reuse = std::string("sysctl -w net.ipv4.tcp_tw_reuse=1") + persist_hint() +
                                 "; or reuse connections (HTTP keep-alive, upstream connection pools)";
   if (s.tw_reuse == 0) {
-    add_finding(out, "ports.tw_reuse", busiest_remote >= 50 ? "critical" : "warning", "net.ipv4.tcp_tw_reuse",
-                "0 (off)",
+    add_finding(out, "ports.tw_reuse", busiest_remote >= 50 ? FindingLevel::critical : FindingLevel::warning,
+                "net.ipv4.tcp_tw_reuse", "0 (off)",
                 "connect() never takes over a TIME_WAIT port: sustainable new connections per destination are about " +
                     u + "/60 s = " + base_rate + "; " + reuse_math + ".",
                 fix_reuse);
   } else if (s.tw_reuse == 2) {
     add_finding(
-        out, "ports.tw_reuse", busiest_remote >= 50 ? "warning" : "info", "net.ipv4.tcp_tw_reuse", "2 (loopback only)",
+        out, "ports.tw_reuse", busiest_remote >= 50 ? FindingLevel::warning : FindingLevel::info,
+        "net.ipv4.tcp_tw_reuse", "2 (loopback only)",
         "TIME_WAIT ports are reused only for connections over loopback (127.0.0.0/8, ::1). Connections to other hosts "
         "(upstreams of a gateway) get no reuse: about " +
             u + "/60 s = " + base_rate + " new connections per destination; " + reuse_math + ".",
         "on a host that opens many connections to other hosts: " + fix_reuse);
   } else if (s.tw_reuse == 1) {
-    add_finding(out, "ports.tw_reuse", s.timestamps == 0 ? "warning" : "ok", "net.ipv4.tcp_tw_reuse", "1 (on)",
+    add_finding(out, "ports.tw_reuse", s.timestamps == 0 ? FindingLevel::warning : FindingLevel::ok,
+                "net.ipv4.tcp_tw_reuse", "1 (on)",
                 s.timestamps == 0
                     ? "Reuse is on but cannot work: tcp_timestamps=0 (see below), so TIME_WAIT still caps "
                       "new connections per destination at about " +
@@ -77,32 +82,32 @@ void evaluate_ports(const HostFacts& f, std::vector<Finding>* out) {
                           " toward peers without timestamps).",
                 s.timestamps == 0 ? "sysctl -w net.ipv4.tcp_timestamps=1" + std::string(persist_hint()) : "");
   } else {
-    add_finding(out, "ports.tw_reuse", "warning", "net.ipv4.tcp_tw_reuse", std::to_string(s.tw_reuse),
+    add_finding(out, "ports.tw_reuse", FindingLevel::warning, "net.ipv4.tcp_tw_reuse", std::to_string(s.tw_reuse),
                 "Not a value the kernel documents (0, 1, 2).", "sysctl -w net.ipv4.tcp_tw_reuse=1");
   }
   if (s.tw_reuse_delay_present && s.tw_reuse_delay_ms != 1000)
-    add_finding(out, "ports.tw_reuse_delay", "info", "net.ipv4.tcp_tw_reuse_delay",
+    add_finding(out, "ports.tw_reuse_delay", FindingLevel::info, "net.ipv4.tcp_tw_reuse_delay",
                 std::to_string(s.tw_reuse_delay_ms) + " ms",
                 "A TIME_WAIT port becomes reusable " + delay + " after the connection closed (default 1 s).", "");
 
   if (s.timestamps == 0)
     add_finding(
-        out, "ports.timestamps", "warning", "net.ipv4.tcp_timestamps", "0 (off)",
+        out, "ports.timestamps", FindingLevel::warning, "net.ipv4.tcp_timestamps", "0 (off)",
         "Without TCP timestamps the kernel cannot tell old segments from new ones on a reused port, so tcp_tw_reuse "
         "never applies: every closed connection holds its port for the full 60 s (" +
             base_rate + " per destination). PAWS and precise RTT measurement are off too.",
         "sysctl -w net.ipv4.tcp_timestamps=1" + std::string(persist_hint()));
   else
-    add_finding(out, "ports.timestamps", "ok", "net.ipv4.tcp_timestamps", std::to_string(s.timestamps),
+    add_finding(out, "ports.timestamps", FindingLevel::ok, "net.ipv4.tcp_timestamps", std::to_string(s.timestamps),
                 "TCP timestamps are on, which tcp_tw_reuse needs (the peer must send them too).", "");
 
   if (f.sockets_read) {
     const double p = pct(f.sockets.ephemeral_in_use, s.usable_ports);
     add_finding(
         out, "ports.in_use",
-        p >= 80   ? "warning"
-        : p >= 50 ? "info"
-                  : "ok",
+        p >= 80   ? FindingLevel::warning
+        : p >= 50 ? FindingLevel::info
+                  : FindingLevel::ok,
         "ephemeral ports in use", std::to_string(f.sockets.ephemeral_in_use) + " of " + u + " (" + pct_text(p) + ")",
         "Distinct local ports of the range held by some socket. connect() alone shares a port across destinations, "
         "but bind() before connect() (or bind to port 0) needs a port no other socket holds and fails with "

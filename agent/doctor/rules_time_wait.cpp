@@ -9,8 +9,8 @@ namespace connscope {
 void evaluate_time_wait(const HostFacts& f, std::vector<Finding>* out) {
   const NetnsSettings& s = f.settings;
   add_finding(
-      out, "timewait.fin_timeout", s.fin_timeout == 60 ? "ok" : "info", "net.ipv4.tcp_fin_timeout",
-      std::to_string(s.fin_timeout) + " s",
+      out, "timewait.fin_timeout", s.fin_timeout == 60 ? FindingLevel::ok : FindingLevel::info,
+      "net.ipv4.tcp_fin_timeout", std::to_string(s.fin_timeout) + " s",
       "How long an orphaned connection waits in FIN_WAIT_2 for the peer's FIN. It does NOT shorten TIME_WAIT, which "
       "is fixed at 60 s (TCP_TIMEWAIT_LEN, compiled into the kernel); changing it frees no ephemeral ports.",
       s.fin_timeout == 60 ? "" : "nothing to change for TIME_WAIT; to free ports sooner use tcp_tw_reuse=1 or pooling");
@@ -19,7 +19,9 @@ void evaluate_time_wait(const HostFacts& f, std::vector<Finding>* out) {
   if (f.sockets_read) {
     const uint32_t tw = f.sockets.time_wait;
     const double p = pct(tw, s.max_tw_buckets);
-    std::string sev = s.max_tw_buckets > 0 && tw >= s.max_tw_buckets ? "critical" : p >= 80 ? "warning" : "ok";
+    FindingLevel sev = s.max_tw_buckets > 0 && tw >= s.max_tw_buckets ? FindingLevel::critical
+                       : p >= 80                                      ? FindingLevel::warning
+                                                                      : FindingLevel::ok;
     std::string meaning = std::to_string(tw) + " sockets are in TIME_WAIT (" +
                           std::to_string(f.sockets.time_wait_inbound) +
                           " of them on listening ports, closed first by this host as a server). ";
@@ -29,23 +31,23 @@ void evaluate_time_wait(const HostFacts& f, std::vector<Finding>* out) {
                "delayed segments of an old connection can then be taken for a new one's.";
     if (s.max_tw_buckets < s.usable_ports) {
       meaning += " The limit is below one destination's " + std::to_string(s.usable_ports) + " usable ports.";
-      if (sev == "ok") sev = "info";
+      if (sev == FindingLevel::ok) sev = FindingLevel::info;
     }
     if (f.counters_read && f.counters.time_wait_overflow > 0) {
       meaning += " It has happened: TcpExtTCPTimeWaitOverflow = " + std::to_string(f.counters.time_wait_overflow) +
                  " since boot (or since this netns was created).";
-      if (sev == "ok" || sev == "info") sev = "warning";
+      if (sev == FindingLevel::ok || sev == FindingLevel::info) sev = FindingLevel::warning;
     }
     add_finding(
         out, "timewait.buckets", sev, "net.ipv4.tcp_max_tw_buckets",
         std::to_string(tw) + " of " + m + " (" + pct_text(p) + ")", meaning,
-        sev == "ok" || sev == "info"
+        sev == FindingLevel::ok || sev == FindingLevel::info
             ? ""
             : "find who closes first (the destinations below); reuse connections, or raise the limit: sysctl -w "
               "net.ipv4.tcp_max_tw_buckets=" +
                   std::to_string(std::max<uint64_t>(uint64_t{s.max_tw_buckets} * 2, 262144)) + persist_hint());
   } else {
-    add_finding(out, "timewait.buckets", "info", "net.ipv4.tcp_max_tw_buckets", m,
+    add_finding(out, "timewait.buckets", FindingLevel::info, "net.ipv4.tcp_max_tw_buckets", m,
                 "At most " + m +
                     " TIME_WAIT sockets are kept; beyond that closing connections skip TIME_WAIT (counted in "
                     "TcpExtTCPTimeWaitOverflow). The current count could not be read.",
@@ -68,7 +70,8 @@ void evaluate_time_wait(const HostFacts& f, std::vector<Finding>* out) {
                      : "TIME_WAIT is not reused for it, so it sustains about " + u +
                            "/60 s = " + rate_text(s.usable_ports, kTimeWaitMs) + " new connections; ";
     meaning += "when the ports run out connect() fails with EADDRNOTAVAIL.";
-    add_finding(out, "timewait.dest." + std::to_string(++flagged), p >= 80 ? "critical" : "warning", dest_subject(d),
+    add_finding(out, "timewait.dest." + std::to_string(++flagged),
+                p >= 80 ? FindingLevel::critical : FindingLevel::warning, dest_subject(d),
                 std::to_string(effective_use(d)) + " of " + u + " ports (" + pct_text(p) + ")", meaning,
                 std::string("reuse connections to it (keep-alive, pooling)") +
                     (reuse ? "" : "; sysctl -w net.ipv4.tcp_tw_reuse=1") +
@@ -76,13 +79,13 @@ void evaluate_time_wait(const HostFacts& f, std::vector<Finding>* out) {
   }
   if (flagged == 0) {
     if (f.sockets.destinations.empty()) {
-      add_finding(out, "timewait.destinations", "ok", "outgoing connections", "none",
+      add_finding(out, "timewait.destinations", FindingLevel::ok, "outgoing connections", "none",
                   "No outgoing TCP connections or TIME_WAIT toward other services right now.", "");
     } else {
       const DestinationUse& d = f.sockets.destinations.front();
       const double p = pct(effective_use(d), s.usable_ports);
       add_finding(
-          out, "timewait.destinations", p >= 25 ? "info" : "ok", dest_subject(d),
+          out, "timewait.destinations", p >= 25 ? FindingLevel::info : FindingLevel::ok, dest_subject(d),
           std::to_string(effective_use(d)) + " of " + u + " ports (" + pct_text(p) + ")",
           "The busiest destination: " + std::to_string(d.sockets) + " sockets, " + std::to_string(d.time_wait) +
               " in TIME_WAIT" +

@@ -95,13 +95,14 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 void check_well_formed(const std::vector<Finding>& fs) {
   for (const Finding& f : fs) {
     INFO(f.id);
-    CHECK((f.severity == "ok" || f.severity == "info" || f.severity == "warning" || f.severity == "critical"));
+    CHECK((f.severity == FindingLevel::ok || f.severity == FindingLevel::info || f.severity == FindingLevel::warning ||
+           f.severity == FindingLevel::critical));
     CHECK((f.id.rfind("ports.", 0) == 0 || f.id.rfind("timewait.", 0) == 0 || f.id.rfind("listen.", 0) == 0 ||
            f.id.rfind("fd.", 0) == 0 || f.id.rfind("netns.", 0) == 0));
     CHECK_FALSE(f.subject.empty());
     CHECK_FALSE(f.value.empty());
     CHECK_FALSE(f.meaning.empty());
-    if (f.severity == "warning" || f.severity == "critical") CHECK_FALSE(f.fix.empty());
+    if (f.severity == FindingLevel::warning || f.severity == FindingLevel::critical) CHECK_FALSE(f.fix.empty());
   }
 }
 

@@ -17,7 +17,7 @@ TEST_CASE("format_doctor_json renders every finding") {
   REQUIRE(j["findings"].size() == fs.size());
   for (size_t i = 0; i < fs.size(); ++i) {
     CHECK(j["findings"][i]["id"] == fs[i].id);
-    CHECK(j["findings"][i]["severity"] == fs[i].severity);
+    CHECK(j["findings"][i]["severity"] == level_name(fs[i].severity));
     CHECK(j["findings"][i]["fix"] == fs[i].fix);
   }
   CHECK(j["settings"]["ip_local_port_range"][0] == 32768);

@@ -11,11 +11,13 @@ TEST_CASE("evaluate_host on this host's default settings: nothing alarming, tw_r
   HostFacts f = host_facts();
   auto fs = evaluate_host(f);
   check_well_formed(fs);
-  for (const Finding& x : fs) CHECK_MESSAGE((x.severity == "ok" || x.severity == "info"), x.id << " " << x.severity);
+  for (const Finding& x : fs)
+    CHECK_MESSAGE((x.severity == FindingLevel::ok || x.severity == FindingLevel::info),
+                  x.id << " " << level_name(x.severity));
 
   const Finding* range = find(fs, "ports.range");
   REQUIRE(range != nullptr);
-  CHECK(range->severity == "ok");
+  CHECK(range->severity == FindingLevel::ok);
   CHECK(range->value == "32768-60999 (28232 usable ports)");
   CHECK(has(range->meaning, "EADDRNOTAVAIL"));
   CHECK(has(range->meaning, "28232/60 s = 470/s"));
@@ -23,7 +25,7 @@ TEST_CASE("evaluate_host on this host's default settings: nothing alarming, tw_r
 
   const Finding* reuse = find(fs, "ports.tw_reuse");
   REQUIRE(reuse != nullptr);
-  CHECK(reuse->severity == "info");
+  CHECK(reuse->severity == FindingLevel::info);
   CHECK(reuse->value == "2 (loopback only)");
   CHECK(has(reuse->meaning, "loopback"));
   CHECK(has(reuse->meaning, "28232/60 s = 470/s"));
@@ -34,10 +36,10 @@ TEST_CASE("evaluate_host on this host's default settings: nothing alarming, tw_r
   const Finding* fin = find(fs, "timewait.fin_timeout");
   REQUIRE(fin != nullptr);
   CHECK(has(fin->meaning, "does NOT shorten TIME_WAIT"));
-  CHECK(find(fs, "timewait.buckets")->severity == "ok");
+  CHECK(find(fs, "timewait.buckets")->severity == FindingLevel::ok);
   CHECK(find(fs, "timewait.destinations")->value == "none");
-  CHECK(find(fs, "listen.somaxconn")->severity == "ok");
-  CHECK(find(fs, "listen.syncookies")->severity == "ok");
-  CHECK(find(fs, "fd.file_max")->severity == "ok");
-  CHECK(find(fs, "ports.timestamps")->severity == "ok");
+  CHECK(find(fs, "listen.somaxconn")->severity == FindingLevel::ok);
+  CHECK(find(fs, "listen.syncookies")->severity == FindingLevel::ok);
+  CHECK(find(fs, "fd.file_max")->severity == FindingLevel::ok);
+  CHECK(find(fs, "ports.timestamps")->severity == FindingLevel::ok);
 }

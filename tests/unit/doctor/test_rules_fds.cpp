@@ -25,7 +25,7 @@ TEST_CASE("evaluate_host: a busy process near its open-file limit") {
   check_well_formed(fs);
   const Finding* p = find(fs, "fd.process.4242");
   REQUIRE(p != nullptr);
-  CHECK(p->severity == "warning");
+  CHECK(p->severity == FindingLevel::warning);
   CHECK(p->subject == "pid 4242 (nginx)");
   CHECK(p->value == "850 of 1024 fds (83 %; hard limit 524288)");
   CHECK(has(p->meaning, "EMFILE"));
@@ -35,11 +35,11 @@ TEST_CASE("evaluate_host: a busy process near its open-file limit") {
   CHECK(find(fs, "fd.processes") == nullptr);
 
   f.processes[0].fds = 1000;
-  CHECK(find(evaluate_host(f), "fd.process.4242")->severity == "critical");
+  CHECK(find(evaluate_host(f), "fd.process.4242")->severity == FindingLevel::critical);
   f.processes[0].fds = 100;
   fs = evaluate_host(f);
   CHECK(find(fs, "fd.process.4242") == nullptr);
-  CHECK(find(fs, "fd.processes")->severity == "ok");
+  CHECK(find(fs, "fd.processes")->severity == FindingLevel::ok);
   f.processes[0].soft_limit = kUnlimited;  // no limit, no finding
   f.processes[0].fds = 5000000;
   CHECK(find(evaluate_host(f), "fd.process.4242") == nullptr);
@@ -48,7 +48,7 @@ TEST_CASE("evaluate_host: a busy process near its open-file limit") {
   f.files_allocated = 2400000;
   fs = evaluate_host(f);
   const Finding* fm = find(fs, "fd.file_max");
-  CHECK(fm->severity == "critical");
+  CHECK(fm->severity == FindingLevel::critical);
   CHECK(has(fm->meaning, "ENFILE"));
   CHECK(has(fm->fix, "sysctl -w fs.file-max=4941876"));
 }

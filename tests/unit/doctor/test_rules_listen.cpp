@@ -14,9 +14,9 @@ TEST_CASE("evaluate_host: somaxconn and SYN cookies of a tuned netns captured on
   HostFacts f = tuned_facts();
   auto fs = evaluate_host(f);
   check_well_formed(fs);
-  CHECK(find(fs, "listen.somaxconn")->severity == "warning");  // 128
+  CHECK(find(fs, "listen.somaxconn")->severity == FindingLevel::warning);  // 128
   const Finding* sc = find(fs, "listen.syncookies");
-  CHECK(sc->severity == "warning");
+  CHECK(sc->severity == FindingLevel::warning);
   CHECK(has(sc->meaning, "3/4 of tcp_max_syn_backlog (192)"));
   CHECK(has(sc->meaning, "tcp_max_syn_backlog 256 is small"));
   CHECK(has(sc->fix, "sysctl -w net.ipv4.tcp_syncookies=1"));
@@ -45,26 +45,26 @@ TEST_CASE("evaluate_host: listeners capped by somaxconn, filling and full") {
     if (x.id.rfind("listen.queue.", 0) == 0) qs.push_back(&x);
   REQUIRE(qs.size() == 3);
   CHECK(qs[0]->subject == "0.0.0.0:443");
-  CHECK(qs[0]->severity == "info");
+  CHECK(qs[0]->severity == FindingLevel::info);
   CHECK(qs[0]->value == "queue 3, backlog 4096 (capped)");
   CHECK(has(qs[0]->meaning, "equals net.core.somaxconn"));
   CHECK(has(qs[0]->fix, "raise net.core.somaxconn above 4096"));
   CHECK(qs[1]->subject == "10.0.0.1:8080");
-  CHECK(qs[1]->severity == "warning");
+  CHECK(qs[1]->severity == FindingLevel::warning);
   CHECK(qs[2]->subject == "127.0.0.1:9090");
-  CHECK(qs[2]->severity == "critical");
+  CHECK(qs[2]->severity == FindingLevel::critical);
   CHECK(has(qs[2]->meaning, "The queue is full"));
   CHECK(has(qs[2]->meaning, "holds at most 2"));
 }
 
 TEST_CASE("evaluate_host: accept-queue overflows already counted by the kernel") {
   HostFacts f = host_facts();
-  CHECK(find(evaluate_host(f), "listen.overflows")->severity == "ok");
+  CHECK(find(evaluate_host(f), "listen.overflows")->severity == FindingLevel::ok);
   f.counters = tcp_counters(*parse_netstat_counters(read_fixture("netstat_netns_overflow_6.18.txt")));
   auto fs = evaluate_host(f);
   const Finding* o = find(fs, "listen.overflows");
   REQUIRE(o != nullptr);
-  CHECK(o->severity == "warning");
+  CHECK(o->severity == FindingLevel::warning);
   CHECK(o->value == "8 overflows, 8 drops");
   CHECK(has(o->meaning, "8 handshakes were dropped"));
   CHECK(has(o->fix, "connscope trace"));

@@ -36,13 +36,13 @@ TEST_CASE("evaluate_host: other network namespaces only when they differ or are 
   CHECK(find(fs, "netns.4026532001") == nullptr);
   const Finding* n = find(fs, "netns.4026532002");
   REQUIRE(n != nullptr);
-  CHECK(n->severity == "info");
+  CHECK(n->severity == FindingLevel::info);
   CHECK(has(n->meaning, "port range 20000-20999 (899 usable)"));
   CHECK(has(n->fix, "ip netns exec blue sysctl -w net.ipv4.ip_local_port_range='32768 60999'"));
   CHECK(has(n->fix, "net.ipv4.tcp_timestamps=1"));
   const Finding* b = find(fs, "netns.4026532003");
   REQUIRE(b != nullptr);
-  CHECK(b->severity == "warning");  // 20000 of 28232
+  CHECK(b->severity == FindingLevel::warning);  // 20000 of 28232
   CHECK(has(b->meaning, "10.1.0.2 -> 10.1.0.9:5432 holds 20000 of 28232 ports"));
   CHECK(has(b->fix, "nsenter --net=/proc/77/ns/net sysctl -w net.ipv4.tcp_tw_reuse=1"));
 }

@@ -13,7 +13,7 @@ TEST_CASE("evaluate_host: tcp_tw_reuse 0, 1 and 2 and the rates they allow") {
   std::vector<Finding> fs = evaluate_host(f);
   const Finding* r = find(fs, "ports.tw_reuse");
   REQUIRE(r != nullptr);
-  CHECK(r->severity == "warning");
+  CHECK(r->severity == FindingLevel::warning);
   CHECK(r->value == "0 (off)");
   CHECK(has(r->meaning, "28232/60 s = 470/s"));
   CHECK(has(r->meaning, "28232/1 s = 28232/s"));
@@ -24,10 +24,10 @@ TEST_CASE("evaluate_host: tcp_tw_reuse 0, 1 and 2 and the rates they allow") {
   add_outgoing(&f, "10.0.0.1", "10.0.0.5", 443, 17000, 16000);
   fs = evaluate_host(f);
   check_well_formed(fs);
-  CHECK(find(fs, "ports.tw_reuse")->severity == "critical");
+  CHECK(find(fs, "ports.tw_reuse")->severity == FindingLevel::critical);
   const Finding* d = find(fs, "timewait.dest.1");
   REQUIRE(d != nullptr);
-  CHECK(d->severity == "warning");
+  CHECK(d->severity == FindingLevel::warning);
   CHECK(d->subject == "10.0.0.1 -> 10.0.0.5:443");
   CHECK(d->value == "17000 of 28232 ports (60 %)");
   CHECK(has(d->meaning, "16000 in TIME_WAIT"));
@@ -38,15 +38,15 @@ TEST_CASE("evaluate_host: tcp_tw_reuse 0, 1 and 2 and the rates they allow") {
   // tw_reuse=2 with the same busy remote destination: loopback-only reuse does not help it.
   f.settings.tw_reuse = 2;
   fs = evaluate_host(f);
-  CHECK(find(fs, "ports.tw_reuse")->severity == "warning");
-  CHECK(find(fs, "timewait.dest.1")->severity == "warning");
+  CHECK(find(fs, "ports.tw_reuse")->severity == FindingLevel::warning);
+  CHECK(find(fs, "timewait.dest.1")->severity == FindingLevel::warning);
 
   // tw_reuse=1: the TIME_WAIT older than 1 s are reusable, the destination is no longer flagged.
   f.settings.tw_reuse = 1;
   add_outgoing(&f, "10.0.0.1", "10.0.0.5", 443, 17000, 16000);
   fs = evaluate_host(f);
   r = find(fs, "ports.tw_reuse");
-  CHECK(r->severity == "ok");
+  CHECK(r->severity == FindingLevel::ok);
   CHECK(has(r->meaning, "28232/1 s = 28232/s"));
   CHECK(find(fs, "timewait.dest.1") == nullptr);
   CHECK(find(fs, "timewait.destinations")->value == "1000 of 28232 ports (3.5 %)");
@@ -57,12 +57,12 @@ TEST_CASE("evaluate_host: tcp_tw_reuse 0, 1 and 2 and the rates they allow") {
   fs = evaluate_host(f);
   CHECK(has(find(fs, "ports.tw_reuse")->meaning, "28232/0.25 s = 112928/s"));
   REQUIRE(find(fs, "ports.tw_reuse_delay") != nullptr);
-  CHECK(find(fs, "ports.tw_reuse_delay")->severity == "info");
+  CHECK(find(fs, "ports.tw_reuse_delay")->severity == FindingLevel::info);
 
   // Destinations 80 % full are critical.
   f.settings.tw_reuse = 0;
   add_outgoing(&f, "10.0.0.1", "10.0.0.5", 443, 25000, 24000);
-  CHECK(find(evaluate_host(f), "timewait.dest.1")->severity == "critical");
+  CHECK(find(evaluate_host(f), "timewait.dest.1")->severity == FindingLevel::critical);
 }
 
 TEST_CASE("evaluate_host: tcp_timestamps=0 disables reuse") {
@@ -73,11 +73,11 @@ TEST_CASE("evaluate_host: tcp_timestamps=0 disables reuse") {
   check_well_formed(fs);
   const Finding* ts = find(fs, "ports.timestamps");
   REQUIRE(ts != nullptr);
-  CHECK(ts->severity == "warning");
+  CHECK(ts->severity == FindingLevel::warning);
   CHECK(has(ts->meaning, "tcp_tw_reuse never applies"));
   CHECK(has(ts->fix, "sysctl -w net.ipv4.tcp_timestamps=1"));
   const Finding* r = find(fs, "ports.tw_reuse");
-  CHECK(r->severity == "warning");
+  CHECK(r->severity == FindingLevel::warning);
   CHECK(has(r->meaning, "cannot work"));
   CHECK(has(r->meaning, "470/s"));
 }
@@ -87,13 +87,13 @@ TEST_CASE("evaluate_host: narrowed and reserved port ranges (a tuned netns captu
   auto fs = evaluate_host(f);
   check_well_formed(fs);
   const Finding* range = find(fs, "ports.range");
-  CHECK(range->severity == "critical");  // 899 usable ports
+  CHECK(range->severity == FindingLevel::critical);  // 899 usable ports
   CHECK(range->value == "20000-20999 (899 usable ports)");
   CHECK(has(range->meaning, "899/60 s = 14/s"));
   CHECK(has(range->fix, "ip_local_port_range"));
   const Finding* res = find(fs, "ports.reserved");
   REQUIRE(res != nullptr);
-  CHECK(res->severity == "info");
+  CHECK(res->severity == FindingLevel::info);
   CHECK(res->value == "8080,20100-20199,20500,30000-30010");
   CHECK(has(res->meaning, "101 reserved ports"));
   CHECK(has(res->meaning, "899 of its 1000"));
@@ -101,5 +101,5 @@ TEST_CASE("evaluate_host: narrowed and reserved port ranges (a tuned netns captu
   // Reserved ranges all outside the port range change nothing.
   f.settings = settings_fixture("host_6.18");
   f.settings.reserved = {{8080, 8080}};
-  CHECK(find(evaluate_host(f), "ports.reserved")->severity == "ok");
+  CHECK(find(evaluate_host(f), "ports.reserved")->severity == FindingLevel::ok);
 }

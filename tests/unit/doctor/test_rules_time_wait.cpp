@@ -13,9 +13,9 @@ TEST_CASE("evaluate_host: tcp_fin_timeout and tcp_max_tw_buckets of a tuned netn
   HostFacts f = tuned_facts();
   auto fs = evaluate_host(f);
   check_well_formed(fs);
-  CHECK(find(fs, "timewait.fin_timeout")->severity == "info");  // 15 s: still explains TIME_WAIT stays 60 s
+  CHECK(find(fs, "timewait.fin_timeout")->severity == FindingLevel::info);  // 15 s: still explains TIME_WAIT stays 60 s
   CHECK(has(find(fs, "timewait.fin_timeout")->meaning, "fixed at 60 s"));
-  CHECK(find(fs, "timewait.buckets")->severity == "ok");  // 5000 > 899 usable, no TIME_WAIT
+  CHECK(find(fs, "timewait.buckets")->severity == FindingLevel::ok);  // 5000 > 899 usable, no TIME_WAIT
 }
 
 TEST_CASE("evaluate_host: tcp_max_tw_buckets reached or below the port range") {
@@ -25,7 +25,7 @@ TEST_CASE("evaluate_host: tcp_max_tw_buckets reached or below the port range") {
   std::vector<Finding> fs = evaluate_host(f);
   const Finding* b = find(fs, "timewait.buckets");
   REQUIRE(b != nullptr);
-  CHECK(b->severity == "critical");
+  CHECK(b->severity == FindingLevel::critical);
   CHECK(b->value == "5000 of 5000 (100 %)");
   CHECK(has(b->meaning, "time wait bucket table overflow"));
   CHECK(has(b->fix, "sysctl -w net.ipv4.tcp_max_tw_buckets=262144"));
@@ -33,14 +33,14 @@ TEST_CASE("evaluate_host: tcp_max_tw_buckets reached or below the port range") {
   add_outgoing(&f, "10.0.0.1", "10.0.0.5", 443, 100, 100);
   fs = evaluate_host(f);
   b = find(fs, "timewait.buckets");
-  CHECK(b->severity == "info");  // not full, but smaller than the 28232 usable ports
+  CHECK(b->severity == FindingLevel::info);  // not full, but smaller than the 28232 usable ports
   CHECK(has(b->meaning, "below one destination's 28232 usable ports"));
 
   // The counter shows it already happened (captured after 10 closes with tcp_max_tw_buckets=5).
   f.counters = tcp_counters(*parse_netstat_counters(read_fixture("netstat_tw_overflow_6.18.txt")));
   fs = evaluate_host(f);
   b = find(fs, "timewait.buckets");
-  CHECK(b->severity == "warning");
+  CHECK(b->severity == FindingLevel::warning);
   CHECK(has(b->meaning, "TcpExtTCPTimeWaitOverflow = 5"));
   CHECK_FALSE(b->fix.empty());
 }
