@@ -1,3 +1,4 @@
+// The alert rules and their evaluation with hysteresis, and the stderr alert line.
 #include "aggregate/alerts.hpp"
 
 #include <cstdio>

@@ -1,3 +1,4 @@
+// Log-linear latency histograms and the bucket layouts of the heatmaps.
 #include "aggregate/histogram.hpp"
 
 #include <algorithm>

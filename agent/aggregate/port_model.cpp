@@ -1,3 +1,4 @@
+// The ephemeral-port exhaustion model: usable ports, sustainable rate, time to exhaustion.
 #include "aggregate/port_model.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// The run engine: records into the aggregator, intervals closed by event time, alerts, replay.
 #include "aggregate/run_engine.hpp"
 
 #include <chrono>

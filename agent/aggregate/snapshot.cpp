@@ -1,3 +1,4 @@
+// Names of the snapshot model's enumerations (heatmap metrics, alert severity, state, target).
 #include "aggregate/snapshot.hpp"
 
 namespace connscope {

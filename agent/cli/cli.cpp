@@ -1,3 +1,4 @@
+// Command-line parsing with CLI11: every flag, its check, and the one-line errors.
 #include "cli/cli.hpp"
 
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// Decoding raw ring-buffer records into typed events, refusing short or unknown ones.
 #include "events/event_decoder.hpp"
 
 #include <cstddef>

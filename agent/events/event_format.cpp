@@ -1,3 +1,4 @@
+// trace's renderings of decoded events: JSON lines (docs/trace-json.md) and text.
 #include "events/event_format.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// The retained heatmap frames behind /api/v1/heatmap.
 #include "export/heatmap_history.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// The HTTP endpoint: /metrics, /api/v1/*, /healthz over the latest publication.
 #include "export/http_server.hpp"
 
 #include <httplib.h>

@@ -1,3 +1,4 @@
+// The JSON-lines writer of run --json-out.
 #include "export/json_lines.hpp"
 
 #include <fcntl.h>

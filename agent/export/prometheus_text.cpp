@@ -1,3 +1,4 @@
+// A snapshot as Prometheus text exposition format 0.0.4.
 #include "export/prometheus_text.hpp"
 
 #include <charconv>

@@ -1,3 +1,4 @@
+// A snapshot as JSON (docs/run-json.md).
 #include "export/snapshot_json.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// Reading a namespace's port and TIME_WAIT sysctls from /proc/sys.
 #include "host/host_settings.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// The survey thread: sysctls, listener samples and the socket census of every namespace.
 #include "host/host_survey.hpp"
 
 #include <time.h>

@@ -1,3 +1,4 @@
+// Accept-queue fallback: listener queues over sock_diag and listen-drop attribution.
 #include "host/listener_poller.hpp"
 
 #include <fcntl.h>

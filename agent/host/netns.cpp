@@ -1,3 +1,4 @@
+// Network namespaces: enumeration, resolving a path or inode, running code inside each.
 #include "host/netns.hpp"
 
 #include <dirent.h>

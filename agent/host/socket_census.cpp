@@ -1,3 +1,4 @@
+// The sock_diag dump of every TCP socket of a namespace, as `ss` reads it.
 #include "host/socket_census.hpp"
 
 #include <linux/netlink.h>

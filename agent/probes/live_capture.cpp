@@ -1,3 +1,4 @@
+// The one live capture loop: ring buffer, survey and loss counters into a sink.
 #include "probes/live_capture.hpp"
 
 #include <bpf/libbpf.h>

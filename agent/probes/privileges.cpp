@@ -1,3 +1,4 @@
+// Capability checks before BPF work, naming the missing capability.
 #include "probes/privileges.hpp"
 
 #include <linux/capability.h>

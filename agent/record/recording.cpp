@@ -1,3 +1,4 @@
+// The recording format's writer and reader (frames of raw records, settings, census, losses).
 #include "record/recording.hpp"
 
 #include <cerrno>

@@ -1,3 +1,4 @@
+// Formatting kernel addresses and telling loopback from the rest.
 #include "util/address.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// The one spawn helper for the agent under test, and the trace runner over it.
 #include "agent_process.hpp"
 
 #include <fcntl.h>

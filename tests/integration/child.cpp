@@ -1,3 +1,4 @@
+// Forked helper processes in a namespace with a JSON-lines channel to the test.
 #include "child.hpp"
 
 #include <fcntl.h>

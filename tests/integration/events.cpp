@@ -1,3 +1,4 @@
+// Loading and matching the agent's JSON-lines records.
 #include "events.hpp"
 
 #include <sys/socket.h>

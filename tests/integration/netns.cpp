@@ -1,3 +1,4 @@
+// Network namespaces, the veth topology, sysctls and nftables for the tests.
 #include "netns.hpp"
 
 #include <arpa/inet.h>

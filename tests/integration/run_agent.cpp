@@ -1,3 +1,4 @@
+// connscope run as a test process: HTTP gets, JSON lines, a Prometheus text parser.
 #include "run_agent.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// Assertions shared by the scenario tests.
 #include "scenario.hpp"
 
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// Plain socket helpers for the helper processes.
 #include "sockets.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// The traffic of each trace scenario, driven by helper processes.
 #include "traffic.hpp"
 
 #include <arpa/inet.h>

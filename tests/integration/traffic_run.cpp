@@ -1,3 +1,4 @@
+// Traffic for the run tests: a closing server and a paced connect loop.
 #include "traffic_run.hpp"
 
 #include <netinet/in.h>

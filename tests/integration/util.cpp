@@ -1,3 +1,4 @@
+// Process, time and file helpers for the integration tests.
 #include "util.hpp"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// Unit tests: alert rules, hysteresis and the alert line.
 #include <doctest/doctest.h>
 
 #include <set>

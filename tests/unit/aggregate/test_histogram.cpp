@@ -1,3 +1,4 @@
+// Unit tests: histogram accuracy, quantiles and bucket layouts.
 #include <doctest/doctest.h>
 
 #include <algorithm>

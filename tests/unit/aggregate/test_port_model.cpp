@@ -1,3 +1,4 @@
+// Unit tests: the port-exhaustion model.
 #include <doctest/doctest.h>
 
 #include "aggregate/port_model.hpp"

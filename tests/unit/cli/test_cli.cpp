@@ -1,3 +1,4 @@
+// Unit tests: command-line parsing and its error messages.
 #include <doctest/doctest.h>
 #include <unistd.h>
 

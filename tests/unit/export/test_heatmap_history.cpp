@@ -1,3 +1,4 @@
+// Unit tests: heatmap history retention and rows.
 #include <doctest/doctest.h>
 
 #include "export/heatmap_history.hpp"

@@ -1,3 +1,4 @@
+// Unit tests: the HTTP endpoint over real loopback sockets.
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <netinet/in.h>

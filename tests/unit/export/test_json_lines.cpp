@@ -1,3 +1,4 @@
+// Unit tests: the JSON-lines writer.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>

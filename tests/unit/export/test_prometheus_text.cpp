@@ -1,3 +1,4 @@
+// Unit tests: Prometheus text, against the golden file and docs/metrics.md.
 #include <doctest/doctest.h>
 #include <unistd.h>
 

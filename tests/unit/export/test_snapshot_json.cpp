@@ -1,3 +1,4 @@
+// Unit tests: snapshot JSON, against the golden file and docs/run-json.md.
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// Unit tests: sysctl reading from captured /proc/sys trees.
 #include <doctest/doctest.h>
 #include <unistd.h>
 

@@ -1,3 +1,4 @@
+// Unit tests: listener dumps and listen-drop attribution from captured bytes.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <linux/inet_diag.h>

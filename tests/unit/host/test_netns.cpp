@@ -1,3 +1,4 @@
+// Unit tests: network namespace resolution.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 

@@ -1,3 +1,4 @@
+// Unit tests: the socket census from captured sock_diag dumps.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <linux/netlink.h>

@@ -1,3 +1,4 @@
+// Unit tests: strategy choice from mocked kernel features.
 #include <doctest/doctest.h>
 
 #include "probes/strategy.hpp"

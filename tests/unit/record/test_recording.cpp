@@ -1,3 +1,4 @@
+// Unit tests: the recording format, round trip and corruption.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
