@@ -1,13 +1,20 @@
 // Command-line parsing with CLI11: every flag, its check, and the one-line errors.
 #include "cli/cli.hpp"
 
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
+#include <optional>
 #include <sstream>
 
 #include "cli/version.hpp"
+#include "util/unique_fd.hpp"
 
 namespace connscope {
 namespace {
@@ -28,6 +35,15 @@ bool resolve_netns(const std::string& text, uint32_t* inode, std::string* error)
   if (::stat(text.c_str(), &st) != 0) {
     *error = "--netns " + text + ": not an inode number and no such file; give an inode (readlink /proc/PID/ns/net) " +
              "or a path like /run/netns/NAME";
+    return false;
+  }
+  // A namespace file answers NS_GET_NSTYPE (Linux 4.11) with its type; any
+  // other file (or another kind of namespace) would filter on an inode no
+  // network namespace has, and the agent would watch nothing.
+  UniqueFd fd(::open(text.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd || ::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
+    *error = "--netns " + text + ": not a network namespace; give a path like /run/netns/NAME or /proc/PID/ns/net, " +
+             "or an inode (readlink /proc/PID/ns/net)";
     return false;
   }
   *inode = static_cast<uint32_t>(st.st_ino);
@@ -51,6 +67,18 @@ bool resolve_cgroup(const std::string& text, __u64* id, std::string* error) {
   }
   *id = st.st_ino;
   return true;
+}
+
+// The first word that is neither a flag nor --config's value: the command.
+std::optional<std::string> first_command_word(const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size(); i++) {
+    if (args[i] == "--config") {
+      i++;
+      continue;
+    }
+    if (!args[i].empty() && args[i][0] != '-') return args[i];
+  }
+  return std::nullopt;
 }
 
 std::string one_line(std::string s) {
@@ -212,9 +240,11 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
 
   std::string pid, netns, cgroup, lports, rports, ringbuf;
   auto add_capture = [&](CLI::App* sub, CaptureOptions& c) {
-    sub->add_option("-d,--duration", c.duration_s, "Stop after SECONDS (default: until Ctrl-C)")
+    sub->add_option("-d,--duration", c.duration_s, "Stop after SECONDS (default, or 0: until Ctrl-C)")
         ->check(CLI::NonNegativeNumber);
-    sub->add_option("-p,--pid", pid, "Only connections of this process id");
+    sub->add_option("-p,--pid", pid,
+                    "Only connections of this process id (that process only, not its children: for nginx's or "
+                    "Envoy's workers give --cgroup, e.g. /sys/fs/cgroup/system.slice/nginx.service)");
     sub->add_option("--cgroup", cgroup, "Only this cgroup v2 directory (or cgroup id)");
     sub->add_option("--netns", netns, "Only this network namespace: inode or path (/run/netns/NAME)");
     sub->add_option("--lport", lports, "Only these local ports (comma list, up to 8)");
@@ -305,6 +335,12 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   CLI::App* doctor = app.add_subcommand(
       "doctor", "One-shot report of the host settings that decide port exhaustion and accept-queue drops");
   doctor->add_flag("--json", out.doctor_json, "Print JSON");
+  std::string fail_on;
+  doctor
+      ->add_option("--fail-on", fail_on,
+                   "Exit with code 1 when a finding is at or above this level (warning or critical); for scripts and "
+                   "CI. Default: exit 0 whatever the findings")
+      ->check(CLI::IsMember({"warning", "critical"}));
 
   std::vector<std::string> argv_rev(args.rbegin(), args.rend());
   try {
@@ -320,6 +356,14 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     out.exit_code = 2;
     std::string what = one_line(e.what());
+    // CLI11 reports a mistyped command as "A subcommand is required": name it.
+    const auto word = first_command_word(args);
+    const auto subs = {probe, trace, run, record, doctor};
+    if (word && std::none_of(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->get_name() == *word; })) {
+      out.message = "connscope: unknown command '" + *word +
+                    "'; the commands are probe, trace, run, record and doctor (see connscope --help)";
+      return out;
+    }
     const std::string ini = "INI was not able to parse ";
     if (what.rfind(ini, 0) == 0)
       what = "--config: unknown key '" + what.substr(ini.size()) +
@@ -344,6 +388,7 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   }
   if (doctor->parsed()) {
     out.kind = ParsedCommand::Kind::doctor;
+    if (!fail_on.empty()) out.doctor_fail_on = fail_on == "critical" ? FindingLevel::critical : FindingLevel::warning;
     return out;
   }
   CaptureOptions* capture = &out.trace;

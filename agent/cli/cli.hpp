@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "aggregate/engine_config.hpp"
 #include "connscope/events.h"
+#include "doctor/finding.hpp"
 #include "probes/capture_config.hpp"
 #include "probes/strategy.hpp"
 
@@ -46,8 +48,9 @@ struct ParsedCommand {
   RecordOptions record;
   bool probe_json = false;
   bool doctor_json = false;
-  int exit_code = 0;    // for help/version/errors (kind == none)
-  std::string message;  // help text or the error line
+  std::optional<FindingLevel> doctor_fail_on;  // --fail-on warning|critical
+  int exit_code = 0;                           // for help/version/errors (kind == none)
+  std::string message;                         // help text or the error line
 };
 
 ParsedCommand parse_command_line(const std::vector<std::string>& args);

@@ -14,7 +14,9 @@ int run_probe(const CommonOptions& common, bool json);
 int run_trace(const CommonOptions& common, const TraceOptions& opts);
 int run_run(const CommonOptions& common, const RunOptions& opts);
 int run_record(const CommonOptions& common, const RecordOptions& opts);
-int run_doctor(bool json);  // the report on stdout; 1 when the network sysctls could not be read
+// The report on stdout; 1 when the network sysctls could not be read, or
+// when fail_on is set and a finding is at or above it.
+int run_doctor(bool json, std::optional<FindingLevel> fail_on);
 
 struct BuildInfo;
 BuildInfo build_info();  // version and `uname -r`

@@ -10,13 +10,19 @@
 
 namespace connscope {
 
-int run_doctor(bool json) {
+int run_doctor(bool json, std::optional<FindingLevel> fail_on) {
   try {
     std::string warnings;
     HostFacts facts = collect_host_facts(&warnings);
     std::vector<Finding> findings = evaluate_host(facts);
     std::cout << (json ? format_doctor_json(facts, findings) : format_doctor_text(facts, findings)) << std::flush;
-    return facts.settings_read ? 0 : 1;
+    if (!facts.settings_read) return 1;
+    if (!fail_on) return 0;
+    const std::size_t at_or_above = count_at_or_above(findings, *fail_on);
+    if (at_or_above == 0) return 0;
+    std::cerr << "connscope doctor: " << at_or_above << (at_or_above == 1 ? " finding" : " findings") << " at or above "
+              << level_name(*fail_on) << " (--fail-on " << level_name(*fail_on) << ")\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "connscope doctor: " << e.what() << "\n";
     return 1;

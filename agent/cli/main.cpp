@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
       case connscope::ParsedCommand::Kind::record:
         return connscope::run_record(cmd.common, cmd.record);
       case connscope::ParsedCommand::Kind::doctor:
-        return connscope::run_doctor(cmd.doctor_json);
+        return connscope::run_doctor(cmd.doctor_json, cmd.doctor_fail_on);
       default:
         return connscope::run_trace(cmd.common, cmd.trace);
     }

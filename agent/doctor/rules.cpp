@@ -23,4 +23,10 @@ std::vector<Finding> evaluate_host(const HostFacts& facts) {
   return out;
 }
 
+std::size_t count_at_or_above(const std::vector<Finding>& findings, FindingLevel level) {
+  std::size_t n = 0;
+  for (const Finding& f : findings) n += f.severity >= level ? 1 : 0;
+  return n;
+}
+
 }  // namespace connscope

@@ -22,6 +22,9 @@ void evaluate_listen(const HostFacts& f, std::vector<Finding>* out);       // ru
 void evaluate_fds(const HostFacts& f, std::vector<Finding>* out);          // rules_fds.cpp
 void evaluate_other_netns(const HostFacts& f, std::vector<Finding>* out);  // rules_netns.cpp
 
+// Findings at or above `level` (doctor --fail-on).
+std::size_t count_at_or_above(const std::vector<Finding>& findings, FindingLevel level);
+
 // What the rule sets share.
 void add_finding(std::vector<Finding>* out, std::string id, FindingLevel severity, std::string subject,
                  std::string value, std::string meaning, std::string fix);

@@ -1,5 +1,6 @@
 // Unit tests: command-line parsing and its error messages.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -53,6 +54,10 @@ TEST_CASE("bad filter values name the flag") {
            {{"trace", "--lport", "1,2,3,4,5,6,7,8,9"}, "at most 8"},
            {{"trace", "--pid", "-3"}, "--pid"},
            {{"trace", "--netns", "/nonexistent/ns"}, "--netns /nonexistent/ns"},
+           {{"trace", "--netns", "/etc/passwd"},
+            "--netns /etc/passwd: not a network namespace; give a path like /run/netns/NAME or /proc/PID/ns/net, "
+            "or an inode (readlink /proc/PID/ns/net)"},
+           {{"run", "--netns", "/proc/self/ns/pid"}, "--netns /proc/self/ns/pid: not a network namespace"},
            {{"trace", "--cgroup", "/nonexistent"}, "--cgroup /nonexistent"},
            {{"trace", "--ringbuf-size", "12Q"}, "--ringbuf-size '12Q'"},
            {{"trace", "--duration", "-1"}, "--duration"}}) {
@@ -76,6 +81,42 @@ TEST_CASE("bad --strategy") {
     CHECK(one_line(c.message));
     CHECK(c.message.find(needle) != std::string::npos);
   }
+}
+
+TEST_CASE("a network namespace file is accepted by path") {
+  auto c = parse({"trace", "--netns", "/proc/self/ns/net"});
+  INFO(c.message);
+  CHECK(c.kind == ParsedCommand::Kind::trace);
+  struct stat st {};
+  REQUIRE(stat("/proc/self/ns/net", &st) == 0);
+  CHECK(c.trace.filter.netns == static_cast<uint32_t>(st.st_ino));
+}
+
+TEST_CASE("an unknown command is named") {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"bogus"}, {"bogus", "--json"}}) {
+    auto c = parse(args);
+    CHECK(c.exit_code == 2);
+    CHECK(c.message ==
+          "connscope: unknown command 'bogus'; the commands are probe, trace, run, record and doctor (see connscope "
+          "--help)");
+  }
+}
+
+TEST_CASE("help says what 0 and --pid mean") {
+  const std::string h = parse({"trace", "--help"}).message;
+  CHECK(h.find("(default, or 0: until Ctrl-C)") != std::string::npos);
+  CHECK(h.find("not its children") != std::string::npos);
+  CHECK(h.find("--cgroup, e.g. /sys/fs/cgroup/system.slice/nginx.service") != std::string::npos);
+}
+
+TEST_CASE("doctor --fail-on") {
+  CHECK_FALSE(parse({"doctor"}).doctor_fail_on.has_value());
+  CHECK(parse({"doctor", "--fail-on", "warning"}).doctor_fail_on == FindingLevel::warning);
+  CHECK(parse({"doctor", "--fail-on", "critical"}).doctor_fail_on == FindingLevel::critical);
+  auto c = parse({"doctor", "--fail-on", "info"});
+  CHECK(c.exit_code == 2);
+  CHECK(c.message.find("--fail-on") != std::string::npos);
+  CHECK(one_line(c.message));
 }
 
 TEST_CASE("no subcommand and help") {

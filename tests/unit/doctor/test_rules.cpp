@@ -43,3 +43,13 @@ TEST_CASE("evaluate_host on this host's default settings: nothing alarming, tw_r
   CHECK(find(fs, "fd.file_max")->severity == FindingLevel::ok);
   CHECK(find(fs, "ports.timestamps")->severity == FindingLevel::ok);
 }
+
+TEST_CASE("count_at_or_above counts findings at the level and worse (doctor --fail-on)") {
+  std::vector<Finding> fs;
+  for (FindingLevel l :
+       {FindingLevel::ok, FindingLevel::info, FindingLevel::warning, FindingLevel::critical, FindingLevel::warning})
+    add_finding(&fs, "x", l, "s", "v", "m", "");
+  CHECK(count_at_or_above(fs, FindingLevel::critical) == 1);
+  CHECK(count_at_or_above(fs, FindingLevel::warning) == 3);
+  CHECK(count_at_or_above({}, FindingLevel::warning) == 0);
+}
