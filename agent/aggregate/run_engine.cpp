@@ -52,6 +52,7 @@ void RunEngine::close(uint64_t end_ns) {
   std::vector<Alert> changed = alerts_.evaluate(s);
   last_close_ns_ = end_ns;
   snapshots_++;
+  alert_changes_ += changed.size();
   if (on_snapshot_) on_snapshot_(s, changed);
 }
 

@@ -50,6 +50,7 @@ class RunEngine {
   void finish(uint64_t now_ns);
 
   uint64_t snapshots() const { return snapshots_; }
+  uint64_t alert_changes() const { return alert_changes_; }  // alerts fired or resolved, printed or not (-q)
   uint64_t decode_errors() const { return decode_errors_; }
 
  private:
@@ -65,6 +66,7 @@ class RunEngine {
   uint64_t next_end_ns_ = 0;
   uint64_t last_close_ns_ = 0;
   uint64_t snapshots_ = 0;
+  uint64_t alert_changes_ = 0;
   uint64_t decode_errors_ = 0;
 };
 

@@ -64,15 +64,11 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   std::unique_ptr<Publication> pub;
   if (opts.http) pub = std::make_unique<Publication>(build_info(), opts.engine.interval_s, opts.history_s);
 
-  uint64_t alerts_printed = 0;
   RunEngine engine(opts.engine, [&](const Snapshot& s, const std::vector<Alert>& changed) {
     if (pub) pub->publish(s);
     if (json_lines) json_lines->write(s);
     if (!opts.quiet)
-      for (const Alert& a : changed) {
-        fprintf(stderr, "%s\n", format_alert_line(a).c_str());
-        alerts_printed++;
-      }
+      for (const Alert& a : changed) fprintf(stderr, "%s\n", format_alert_line(a).c_str());
   });
 
   std::unique_ptr<HttpServer> http;
@@ -91,7 +87,8 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
     });
     fprintf(stderr, "connscope: replayed %llu events into %llu snapshots, %llu alert changes, %llu undecodable\n",
             static_cast<unsigned long long>(events), static_cast<unsigned long long>(engine.snapshots()),
-            static_cast<unsigned long long>(alerts_printed), static_cast<unsigned long long>(engine.decode_errors()));
+            static_cast<unsigned long long>(engine.alert_changes()),
+            static_cast<unsigned long long>(engine.decode_errors()));
     if (http && !stop) {
       fprintf(stderr, "connscope: replay done; serving its final state at http://%s (Ctrl-C to stop)\n",
               http->address().c_str());
@@ -115,7 +112,7 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   capture.run(sink, stop);
   engine.finish(monotonic_now_ns());
   fprintf(stderr, "connscope: %llu snapshots, %llu alert changes, %llu undecodable records\n",
-          static_cast<unsigned long long>(engine.snapshots()), static_cast<unsigned long long>(alerts_printed),
+          static_cast<unsigned long long>(engine.snapshots()), static_cast<unsigned long long>(engine.alert_changes()),
           static_cast<unsigned long long>(engine.decode_errors()));
   return 0;
 }

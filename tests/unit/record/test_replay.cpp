@@ -118,6 +118,19 @@ TEST_CASE("replay is deterministic") {
   CHECK(a == b);
 }
 
+TEST_CASE("the engine counts alert changes whether or not anything prints them (run -q)") {
+  EngineConfig cfg;
+  uint64_t seen = 0;
+  RunEngine engine(cfg, [&](const Snapshot&, const std::vector<Alert>& changed) { seen += changed.size(); });
+  std::atomic<bool> stop{false};
+  replay_recording(fixture("exhaustion.csrec"), false, engine, stop);
+  CHECK(seen == 4);  // warning, critical, rate, port errors: the README's replay
+  CHECK(engine.alert_changes() == seen);
+  RunEngine silent(cfg, nullptr);
+  replay_recording(fixture("exhaustion.csrec"), false, silent, stop);
+  CHECK(silent.alert_changes() == 4);
+}
+
 TEST_CASE("replay refuses what is not a recording") {
   EngineConfig cfg;
   RunEngine engine(cfg, nullptr);
