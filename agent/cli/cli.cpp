@@ -433,4 +433,23 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   return out;
 }
 
+std::string describe_filter(const cs_filter& f) {
+  std::vector<std::string> parts;
+  if (f.netns) parts.push_back("netns " + std::to_string(f.netns));
+  if (f.tgid) parts.push_back("pid " + std::to_string(f.tgid));
+  if (f.cgroup_id) parts.push_back("cgroup " + std::to_string(f.cgroup_id));
+  auto ports = [&](const char* what, const uint16_t* p, uint8_t n) {
+    if (n == 0) return;
+    std::string s = what;
+    for (uint8_t i = 0; i < n; i++) s += (i ? "," : " ") + std::to_string(p[i]);
+    parts.push_back(s);
+  };
+  ports("local ports", f.lports, f.n_lports);
+  ports("remote ports", f.rports, f.n_rports);
+  if (parts.empty()) return "all connections";
+  std::string out = "only";
+  for (std::size_t i = 0; i < parts.size(); i++) out += (i ? ", " : " ") + parts[i];
+  return out;
+}
+
 }  // namespace connscope

@@ -55,6 +55,10 @@ struct ParsedCommand {
 
 ParsedCommand parse_command_line(const std::vector<std::string>& args);
 
+// The active filters for the start banner: "all connections", or e.g.
+// "only netns 4026532177, pid 812, local ports 80,443".
+std::string describe_filter(const cs_filter& f);
+
 // Helpers exposed for tests.
 bool parse_port_list(const std::string& text, std::vector<uint16_t>* ports, std::string* error);
 bool parse_size(const std::string& text, uint32_t* bytes, std::string* error);

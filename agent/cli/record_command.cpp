@@ -65,8 +65,8 @@ int run_record(const CommonOptions& common, const RecordOptions& opts) {
   meta.start_mono_ns = monotonic_now_ns();
   meta.start_unix_s = unix_now_s();
   writer.meta(meta);
-  fprintf(stderr, "connscope: recording to %s (%s); Ctrl-C to stop\n", opts.out.c_str(),
-          capture.strategies_line().c_str());
+  fprintf(stderr, "connscope: recording to %s (%s), watching %s; Ctrl-C to stop\n", opts.out.c_str(),
+          capture.strategies_line().c_str(), describe_filter(opts.filter).c_str());
   RecordSink sink(writer);
   capture.run(sink, stop);
   writer.end(monotonic_now_ns());

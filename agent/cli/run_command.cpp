@@ -104,8 +104,10 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   LiveCapture capture(common, opts, survey);
   engine.set_strategies(strategies_in_use(capture.choices()));
   if (pub) pub->set_strategies(strategies_in_use(capture.choices()));
-  fprintf(stderr, "connscope: running (%s), %zu programs attached, a snapshot every %gs; %s%s; Ctrl-C to stop\n",
-          capture.strategies_line().c_str(), capture.attached_links(), opts.engine.interval_s, where.c_str(),
+  fprintf(stderr,
+          "connscope: running (%s), %zu programs attached, watching %s, a snapshot every %gs; %s%s; Ctrl-C to stop\n",
+          capture.strategies_line().c_str(), capture.attached_links(), describe_filter(opts.filter).c_str(),
+          opts.engine.interval_s, where.c_str(),
           opts.json_out.empty() ? "" : (", JSON lines to " + opts.json_out).c_str());
   EngineSink sink(engine);
   engine.start(monotonic_now_ns(), unix_now_s());

@@ -99,8 +99,8 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   survey.settings = false;
   survey.listeners = false;
   LiveCapture capture(common, opts, survey, opts.all_states);
-  fprintf(stderr, "connscope: tracing (%s), %zu programs attached; Ctrl-C to stop\n", capture.strategies_line().c_str(),
-          capture.attached_links());
+  fprintf(stderr, "connscope: tracing (%s), %zu programs attached, watching %s; Ctrl-C to stop\n",
+          capture.strategies_line().c_str(), capture.attached_links(), describe_filter(opts.filter).c_str());
   TraceSink sink(out.get(), opts.json);
   capture.run(sink, stop);
   const LossCounters& final_loss = sink.final_losses();

@@ -119,6 +119,13 @@ TEST_CASE("doctor --fail-on") {
   CHECK(one_line(c.message));
 }
 
+TEST_CASE("describe_filter lists the active filters for the banner") {
+  CHECK(describe_filter(parse({"trace"}).trace.filter) == "all connections");
+  auto c = parse({"run", "--netns", "4026532177", "--pid", "812", "--lport", "80,443", "--rport", "8080"});
+  CHECK(describe_filter(c.run.filter) == "only netns 4026532177, pid 812, local ports 80,443, remote ports 8080");
+  CHECK(describe_filter(parse({"record", "--out", "x", "--cgroup", "7"}).record.filter) == "only cgroup 7");
+}
+
 TEST_CASE("no subcommand and help") {
   CHECK(parse({}).exit_code == 2);
   auto h = parse({"trace", "--help"});
