@@ -2,7 +2,9 @@
 // fatal setup errors are thrown as std::runtime_error and reported by main.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "aggregate/snapshot.hpp"
 #include "cli/cli.hpp"
@@ -20,6 +22,10 @@ int run_doctor(bool json, std::optional<FindingLevel> fail_on);
 
 struct BuildInfo;
 BuildInfo build_info();  // version and `uname -r`
+// The note a --netns inode that no namespace has (yet) gets, or "" when one
+// has it or there is no --netns filter.
+std::string unknown_netns_note(uint32_t netns);
+void print_unknown_netns_note(uint32_t netns);  // on stderr, when there is one
 // The strategies in use, as the snapshot's health and a recording's meta name them.
 std::vector<StrategyInUse> strategies_in_use(const std::vector<FamilyChoice>& choices);
 

@@ -56,6 +56,7 @@ int run_record(const CommonOptions& common, const RecordOptions& opts) {
   SurveyConfig survey;
   survey.census_interval_s = opts.census_interval_s;
   LiveCapture capture(common, opts, survey);
+  print_unknown_netns_note(opts.filter.netns);
   RecordingWriter writer(opts.out);
   RecordingMeta meta;
   const BuildInfo b = build_info();

@@ -42,19 +42,6 @@ class EngineSink : public CaptureSink {
 
 }  // namespace
 
-BuildInfo build_info() {
-  utsname u{};
-  uname(&u);
-  return BuildInfo{CONNSCOPE_VERSION, u.release};
-}
-
-std::vector<StrategyInUse> strategies_in_use(const std::vector<FamilyChoice>& choices) {
-  std::vector<StrategyInUse> out;
-  for (const auto& c : choices)
-    if (c.tier) out.push_back({std::string(family_name(c.family)), std::string(strategy_name(c.family, *c.tier))});
-  return out;
-}
-
 int run_run(const CommonOptions& common, const RunOptions& opts) {
   const std::atomic<bool>& stop = install_stop_signals();
   // A bad --replay file fails before any output is created.
@@ -102,6 +89,7 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   SurveyConfig survey;
   survey.census_interval_s = opts.engine.reconcile_interval_s;
   LiveCapture capture(common, opts, survey);
+  print_unknown_netns_note(opts.filter.netns);
   engine.set_strategies(strategies_in_use(capture.choices()));
   if (pub) pub->set_strategies(strategies_in_use(capture.choices()));
   fprintf(stderr,

@@ -99,6 +99,7 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   survey.settings = false;
   survey.listeners = false;
   LiveCapture capture(common, opts, survey, opts.all_states);
+  print_unknown_netns_note(opts.filter.netns);
   fprintf(stderr, "connscope: tracing (%s), %zu programs attached, watching %s; Ctrl-C to stop\n",
           capture.strategies_line().c_str(), capture.attached_links(), describe_filter(opts.filter).c_str());
   TraceSink sink(out.get(), opts.json);

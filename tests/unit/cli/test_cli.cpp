@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "cli/cli.hpp"
+#include "cli/commands.hpp"
 
 using namespace connscope;
 
@@ -124,6 +125,16 @@ TEST_CASE("describe_filter lists the active filters for the banner") {
   auto c = parse({"run", "--netns", "4026532177", "--pid", "812", "--lport", "80,443", "--rport", "8080"});
   CHECK(describe_filter(c.run.filter) == "only netns 4026532177, pid 812, local ports 80,443, remote ports 8080");
   CHECK(describe_filter(parse({"record", "--out", "x", "--cgroup", "7"}).record.filter) == "only cgroup 7");
+}
+
+TEST_CASE("a --netns inode that no namespace has gets a note") {
+  CHECK(unknown_netns_note(0).empty());
+  struct stat st {};
+  REQUIRE(stat("/proc/self/ns/net", &st) == 0);
+  CHECK(unknown_netns_note(static_cast<uint32_t>(st.st_ino)).empty());
+  CHECK(unknown_netns_note(12345) ==
+        "connscope: --netns 12345: no process and no /run/netns entry is in a network namespace with this inode yet; "
+        "its connections show once one is (readlink /proc/PID/ns/net gives a process's inode)");
 }
 
 TEST_CASE("no subcommand and help") {
