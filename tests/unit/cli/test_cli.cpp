@@ -40,6 +40,18 @@ TEST_CASE("--strategy all=NAME maps to the tier in every family") {
   CHECK(c.common.forced.at(Family::retransmit) == Tier::fallback);
 }
 
+namespace {
+// A refused command line: no command, exit code 2, one line naming `needle`.
+void check_parse_error(const std::vector<std::string>& args, const std::string& needle) {
+  auto c = parse(args);
+  INFO(c.message);
+  CHECK(c.kind == ParsedCommand::Kind::none);
+  CHECK(c.exit_code == 2);
+  CHECK(one_line(c.message));
+  CHECK(c.message.find(needle) != std::string::npos);
+}
+}  // namespace
+
 TEST_CASE("unknown flag") {
   auto c = parse({"trace", "--no-such-flag"});
   CHECK(c.kind == ParsedCommand::Kind::none);
@@ -62,12 +74,7 @@ TEST_CASE("bad filter values name the flag") {
            {{"trace", "--cgroup", "/nonexistent"}, "--cgroup /nonexistent"},
            {{"trace", "--ringbuf-size", "12Q"}, "--ringbuf-size '12Q'"},
            {{"trace", "--duration", "-1"}, "--duration"}}) {
-    auto c = parse(args);
-    INFO(c.message);
-    CHECK(c.kind == ParsedCommand::Kind::none);
-    CHECK(c.exit_code == 2);
-    CHECK(one_line(c.message));
-    CHECK(c.message.find(needle) != std::string::npos);
+    check_parse_error(args, needle);
   }
 }
 
@@ -192,12 +199,7 @@ TEST_CASE("run: bad values name the flag") {
            {{"run", "--replay-speed", "fast"}, "--replay-speed"},
            {{"run", "--top-destinations", "0"}, "--top-destinations"},
            {{"record"}, "--out"}}) {
-    auto c = parse(args);
-    INFO(c.message);
-    CHECK(c.kind == ParsedCommand::Kind::none);
-    CHECK(c.exit_code == 2);
-    CHECK(one_line(c.message));
-    CHECK(c.message.find(needle) != std::string::npos);
+    check_parse_error(args, needle);
   }
 }
 

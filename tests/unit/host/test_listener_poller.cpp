@@ -10,9 +10,11 @@
 #include <cstring>
 
 #include "host/listener_poller.hpp"
+#include "netlink_builder.hpp"
 #include "snapshot_fixture.hpp"
 
 using namespace connscope;
+using test::append_msg;
 
 namespace {
 
@@ -175,16 +177,6 @@ TEST_CASE("a delta beyond 32 bits is carried by several records, not truncated")
 }
 
 namespace {
-
-void append_msg(std::vector<uint8_t>* buf, uint16_t type, const void* payload, size_t len) {
-  nlmsghdr h{};
-  h.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(len));
-  h.nlmsg_type = type;
-  const size_t at = buf->size();
-  buf->resize(at + NLMSG_SPACE(len));
-  std::memcpy(buf->data() + at, &h, sizeof h);
-  std::memcpy(buf->data() + at + NLMSG_HDRLEN, payload, len);
-}
 
 inet_diag_msg diag(uint8_t family, uint8_t state, const char* addr, uint16_t port, uint32_t rq, uint32_t wq) {
   inet_diag_msg m{};

@@ -18,9 +18,11 @@
 #include "events/event_format.hpp"
 #include "host/listener_poller.hpp"
 #include "host/socket_census.hpp"
+#include "netlink_builder.hpp"
 #include "snapshot_fixture.hpp"
 
 using namespace connscope;
+using test::append_msg;
 
 namespace {
 
@@ -83,16 +85,6 @@ std::vector<size_t> message_ends(const std::vector<uint8_t>& buf) {
     ends.push_back(off);
   }
   return ends;
-}
-
-void append_msg(std::vector<uint8_t>* buf, uint16_t type, const void* payload, size_t len) {
-  nlmsghdr h{};
-  h.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(len));
-  h.nlmsg_type = type;
-  const size_t at = buf->size();
-  buf->resize(at + NLMSG_SPACE(len));
-  std::memcpy(buf->data() + at, &h, sizeof h);
-  std::memcpy(buf->data() + at + NLMSG_HDRLEN, payload, len);
 }
 
 }  // namespace
