@@ -348,7 +348,7 @@ static __always_inline void fb_emit_port_alloc(const struct cs_fb_conn *c, const
 	e = reserve_event(sizeof(*e), CS_EV_PORT_ALLOC, CS_TIER_FALLBACK);
 	if (!e)
 		return;
-	e->h.flags = 1; /* approximate: includes route lookup and ISN setup */
+	e->h.flags = CS_PORT_ALLOC_F_APPROXIMATE;
 	e->task = c->task;
 	e->flow = *flow;
 	e->duration_ns = e->h.ts_ns - start;

@@ -17,22 +17,6 @@
 #define EINPROGRESS 115
 #define EADDRNOTAVAIL 99
 
-/* include/net/tcp_states.h */
-enum {
-	CS_TCP_ESTABLISHED = 1,
-	CS_TCP_SYN_SENT = 2,
-	CS_TCP_SYN_RECV = 3,
-	CS_TCP_FIN_WAIT1 = 4,
-	CS_TCP_FIN_WAIT2 = 5,
-	CS_TCP_TIME_WAIT = 6,
-	CS_TCP_CLOSE = 7,
-	CS_TCP_CLOSE_WAIT = 8,
-	CS_TCP_LAST_ACK = 9,
-	CS_TCP_LISTEN = 10,
-	CS_TCP_CLOSING = 11,
-	CS_TCP_NEW_SYN_RECV = 12,
-};
-
 /* ---- configuration (read-only, set by the loader before load) ---- */
 
 const volatile struct cs_filter cs_cfg = {};
@@ -48,7 +32,7 @@ const volatile __u8 cs_fb_port_alloc = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by the loader (--ringbuf-size) */
+	__uint(max_entries, CS_RINGBUF_DEFAULT_BYTES); /* resized by the loader (--ringbuf-size) */
 } cs_events SEC(".maps");
 
 /* Ring-buffer reserve failures, per CPU, indexed by enum cs_event_type. */

@@ -22,7 +22,7 @@ namespace connscope {
 struct LoaderConfig {
   std::map<Family, Tier> tiers;  // one chosen tier per family
   cs_filter filter{};
-  uint32_t ringbuf_bytes = 8u << 20;
+  uint32_t ringbuf_bytes = CS_RINGBUF_DEFAULT_BYTES;
   std::string btf_path;  // "" = running kernel's BTF
   std::string cgroup2_path;
   bool all_states = false;
