@@ -35,10 +35,10 @@ SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 AGENT_SRCS := $(wildcard agent/*/*.cpp)
 AGENT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(AGENT_SRCS))
 AGENT_LIB_OBJS := $(filter-out $(BUILD)/agent/cli/main.o,$(AGENT_OBJS))
+UNIT_SRCS  := $(wildcard tests/unit/*.cpp tests/unit/*/*.cpp)
 # Only the objects that include the generated skeleton wait for (and rebuild
 # on) the BPF object; touching a .bpf.c rebuilds the loader, not every object.
-SKEL_USERS := $(patsubst %.cpp,$(BUILD)/%.o,$(shell grep -l 'connscope\.skel\.h' $(AGENT_SRCS)))
-UNIT_SRCS  := $(wildcard tests/unit/*.cpp tests/unit/*/*.cpp)
+SKEL_USERS := $(patsubst %.cpp,$(BUILD)/%.o,$(shell grep -l 'connscope\.skel\.h' $(AGENT_SRCS) $(UNIT_SRCS)))
 UNIT_OBJS  := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 BENCH_BINS := $(patsubst tests/bench/%.cpp,$(BUILD)/%,$(BENCH_SRCS))

@@ -38,16 +38,6 @@ enum cs_tier {
 	CS_TIER_FALLBACK = 2,  /* cgroup sock_addr/sock_ops, classic tracepoints */
 };
 
-/* Hook families, index into the strategy configuration. */
-enum cs_family {
-	CS_FAM_CONNECT = 0,
-	CS_FAM_PORT_ALLOC = 1,
-	CS_FAM_STATE = 2,
-	CS_FAM_RETRANSMIT = 3,
-	CS_FAM_ACCEPT_QUEUE = 4,
-	CS_FAM_MAX = 5,
-};
-
 /* TCP states, numbered as include/net/tcp_states.h (and sock_diag's
  * idiag_state): the oldstate/newstate/state fields of the records. */
 enum cs_tcp_state {
