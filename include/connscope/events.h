@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Event records shared by the BPF programs (bpf/) and the agent (agent/).
  * One definition of each record, fixed-width fields only, and of the

@@ -1,5 +1,5 @@
 // The family table against the BPF object: every program has a row, every
-// row's program exists with the section its row implies.
+// row's program exists with the section and name its row implies.
 #include <bpf/libbpf.h>
 #include <doctest/doctest.h>
 
@@ -25,7 +25,7 @@ struct SkelCloser {
 
 }  // namespace
 
-TEST_CASE("every BPF program has a row in the family table, with its section") {
+TEST_CASE("every BPF program has a row in the family table, with its section and name") {
   std::unique_ptr<connscope_bpf, SkelCloser> skel(connscope_bpf__open());
   REQUIRE(skel);
   std::set<const bpf_program*> in_table;
@@ -40,7 +40,13 @@ TEST_CASE("every BPF program has a row in the family table, with its section") {
     // The section is the attach point (sockops has one section for every op).
     std::string section = bpf_program__section_name(prog);
     CHECK(section == (h.kind == AttachKind::sock_ops ? "sockops" : attach_point(h)));
-    in_table.insert(prog);
+    // cs_<family>_<hook>_<kind>, the family being the first row's (a shared
+    // fallback program is named for the family listed first).
+    if (in_table.insert(prog).second) {
+      std::string name = bpf_program__name(prog);
+      CHECK(name.starts_with("cs_" + std::string(family_name(h.family)) + "_"));
+      CHECK(name.ends_with(program_name_suffix(h.kind)));
+    }
   }
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel->obj) {
