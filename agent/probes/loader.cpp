@@ -121,11 +121,14 @@ Skeleton open_configured(const LoaderConfig& cfg) {
 }
 
 // After a failed load, which program the kernel refused: libbpf unloads
-// everything on failure, so each enabled program is loaded alone into a
-// fresh object, in table order (libbpf's own order too, and it stops at the
-// first refusal). Returns the first that fails, with its error.
+// everything on failure, so the loader loads the object with no program
+// (a failure there is the maps', no program's), then each enabled program
+// alone, in table order, each into a fresh object. Returns the first that
+// fails, with its error. When several are refused, the plan finds them one
+// per retry.
 std::optional<std::pair<const Hook*, int>> refused_program(const LoaderConfig& cfg,
                                                            const std::vector<Enabled>& enabled) {
+  if (connscope_bpf__load(open_configured(cfg).get()) != 0) return std::nullopt;
   for (const Enabled& e : enabled) {
     Skeleton trial = open_configured(cfg);
     bpf_program__set_autoload(e.hook->program(trial.get()), true);
