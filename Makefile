@@ -29,16 +29,19 @@ BPF_CFLAGS    := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ivmlinux/$(ARCH) -Iinclude -MMD -MP
 LDLIBS        := -lbpf -lelf -lz -lcpp-httplib -lpthread
 
+# One object per hook family (bpf/<family>.bpf.c over bpf/lib/), linked into
+# one object and one skeleton, struct connscope_bpf in connscope.skel.h.
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
-SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_LINKED := $(BUILD)/connscope.bpf.o
+SKELS      := $(BUILD)/connscope.skel.h
 AGENT_SRCS := $(wildcard agent/*/*.cpp)
 AGENT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(AGENT_SRCS))
 AGENT_LIB_OBJS := $(filter-out $(BUILD)/agent/cli/main.o,$(AGENT_OBJS))
+UNIT_SRCS  := $(wildcard tests/unit/*.cpp tests/unit/*/*.cpp)
 # Only the objects that include the generated skeleton wait for (and rebuild
 # on) the BPF object; touching a .bpf.c rebuilds the loader, not every object.
-SKEL_USERS := $(patsubst %.cpp,$(BUILD)/%.o,$(shell grep -l 'connscope\.skel\.h' $(AGENT_SRCS)))
-UNIT_SRCS  := $(wildcard tests/unit/*.cpp tests/unit/*/*.cpp)
+SKEL_USERS := $(patsubst %.cpp,$(BUILD)/%.o,$(shell grep -l 'connscope\.skel\.h' $(AGENT_SRCS) $(UNIT_SRCS)))
 UNIT_OBJS  := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 BENCH_BINS := $(patsubst tests/bench/%.cpp,$(BUILD)/%,$(BENCH_SRCS))
@@ -100,9 +103,15 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(DEPS_STAMP)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 	$(Q)$(LLVM_STRIP) -g $@
 
-$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+# The per-family objects share their maps and switches (declared __weak in
+# bpf/lib/maps.bpf.h); the BPF static linker keeps one of each.
+$(BPF_LINKED): $(BPF_OBJS)
+	$(call msg,BPF-LINK,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
+
+$(SKELS): $(BPF_LINKED)
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name connscope_bpf > $@
 
 $(SKEL_USERS): $(SKELS)
 
@@ -168,7 +177,7 @@ run: $(BUILD)/connscope
 
 FORMAT_SRCS = agent/*/*.cpp agent/*/*.hpp tests/unit/*.cpp tests/unit/*.hpp tests/unit/*/*.cpp \
 	tests/integration/*.cpp tests/integration/*.hpp \
-	bpf/*.bpf.c bpf/*.bpf.h include/connscope/*.h
+	bpf/*.bpf.c bpf/lib/*.bpf.h include/connscope/*.h
 
 format:
 	clang-format -i $(wildcard $(FORMAT_SRCS))
@@ -180,7 +189,7 @@ tidy: $(SKELS)
 	clang-tidy --quiet $(AGENT_SRCS) -- $(filter-out -MMD -MP,$(CXXFLAGS_BASE))
 
 clean:
-	rm -rf $(BUILD)/agent $(BUILD)/tests $(BUILD)/bpf $(BUILD)/*.skel.h $(BUILD)/connscope $(BUILD)/connscope-unit $(BUILD)/connscope-itest
+	rm -rf $(BUILD)/agent $(BUILD)/tests $(BUILD)/bpf $(BPF_LINKED) $(BUILD)/*.skel.h $(BUILD)/connscope $(BUILD)/connscope-unit $(BUILD)/connscope-itest
 
 -include $(AGENT_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(ITEST_OBJS:.o=.d) $(BPF_OBJS:.o=.d) \
 	$(patsubst $(BUILD)/%,$(BUILD)/tests/bench/%.d,$(BENCH_BINS))

@@ -204,7 +204,7 @@ void append_event_json(std::string& out, const Event& event) {
           errno_fields(j, e.err);
           j.num("range_lo", e.range_lo);
           j.num("range_hi", e.range_hi);
-          j.boolean("approximate", e.h.flags & 1);
+          j.boolean("approximate", e.h.flags & CS_PORT_ALLOC_F_APPROXIMATE);
         } else if constexpr (std::is_same_v<T, cs_state_event>) {
           task_fields(j, e.task);
           flow_fields(j, e.flow);

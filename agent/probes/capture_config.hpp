@@ -20,7 +20,7 @@ struct CommonOptions {
 
 struct CaptureOptions {
   cs_filter filter{};
-  uint32_t ringbuf_bytes = 8u << 20;
+  uint32_t ringbuf_bytes = CS_RINGBUF_DEFAULT_BYTES;
   double poll_interval_s = 1.0;  // accept-queue poll (listener queue samples; overflows on the fallback tier)
   double duration_s = 0;         // 0 = until SIGINT/SIGTERM
 };

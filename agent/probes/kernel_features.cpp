@@ -1,3 +1,4 @@
+// Probes the running kernel once for the capabilities and hook targets the family table needs.
 #include "probes/kernel_features.hpp"
 
 #include <bpf/bpf.h>
@@ -25,18 +26,27 @@ bool exists(const std::string& path) {
 
 std::string errno_text(int err) { return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")"; }
 
+// The capability probes attach a no-op program where the family table's
+// first hook of that kind attaches, so they test a place connscope uses.
+std::string first_target(AttachKind kind) {
+  for (const Hook& h : hook_table())
+    if (h.kind == kind) return std::string(kind == AttachKind::raw_tp ? tracepoint_name(h.target) : h.target);
+  return {};
+}
+
 // Minimal "r0 = 0; exit" program.
 const bpf_insn return_zero[] = {
     {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
     {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
 };
 
-// Loads and attaches a no-op fentry on tcp_v4_connect: the real test of
+// Loads and attaches a no-op fentry (on tcp_v4_connect): the real test of
 // whether BPF_PROG_TYPE_TRACING is allowed (lockdown and LSMs refuse it).
 void probe_tracing(const btf* vmlinux, KernelFeatures& k) {
-  int id = btf__find_by_name_kind(vmlinux, "tcp_v4_connect", BTF_KIND_FUNC);
+  const std::string fn = first_target(AttachKind::fentry);
+  int id = btf__find_by_name_kind(vmlinux, fn.c_str(), BTF_KIND_FUNC);
   if (id < 0) {
-    k.tracing_error = "tcp_v4_connect not in kernel BTF, cannot test fentry";
+    k.tracing_error = fn + " not in kernel BTF, cannot test fentry";
     return;
   }
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
@@ -64,9 +74,10 @@ void probe_raw_tp(KernelFeatures& k) {
     k.raw_tp_error = "raw tracepoint programs refused: " + errno_text(errno);
     return;
   }
-  int link = bpf_raw_tracepoint_open("inet_sock_set_state", fd);
+  const std::string tp = first_target(AttachKind::raw_tp);  // inet_sock_set_state
+  int link = bpf_raw_tracepoint_open(tp.c_str(), fd);
   if (link < 0) {
-    k.raw_tp_error = "raw tracepoint inet_sock_set_state refused: " + errno_text(errno);
+    k.raw_tp_error = "raw tracepoint " + tp + " refused: " + errno_text(errno);
   } else {
     k.raw_tp = true;
     close(link);
@@ -99,10 +110,8 @@ void probe_tracepoints(KernelFeatures& k) {
     return;
   }
   k.tracefs = true;
-  for (const char* tp : {"sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_retransmit_synack",
-                         "syscalls/sys_exit_connect", "skb/kfree_skb"}) {
+  for (const std::string& tp : hooked_tracepoints())
     if (exists(root + "/events/" + tp + "/id")) k.tracepoints.insert(tp);
-  }
 }
 
 void probe_cgroup2(KernelFeatures& k) {

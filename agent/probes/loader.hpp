@@ -22,14 +22,14 @@ namespace connscope {
 struct LoaderConfig {
   std::map<Family, Tier> tiers;  // one chosen tier per family
   cs_filter filter{};
-  uint32_t ringbuf_bytes = 8u << 20;
+  uint32_t ringbuf_bytes = CS_RINGBUF_DEFAULT_BYTES;
   std::string btf_path;  // "" = running kernel's BTF
   std::string cgroup2_path;
   bool all_states = false;
 };
 
-// A program of one family failed to load or attach: the caller may retry
-// with that family on its next tier.
+// A program of one family failed to load or attach (the loader names it from
+// its own bookkeeping): the caller may retry with that family on its next tier.
 class StrategyFailure : public std::runtime_error {
  public:
   StrategyFailure(Family f, Tier t, const std::string& what) : std::runtime_error(what), family(f), tier(t) {}
@@ -55,13 +55,14 @@ class BpfProbes {
   size_t attached_links() const { return links_.size(); }
   LossCounters read_losses() const;
 
- private:
   struct SkelDeleter {
     void operator()(connscope_bpf* s) const;
   };
   struct LinkDeleter {
     void operator()(bpf_link* l) const;
   };
+
+ private:
   std::unique_ptr<connscope_bpf, SkelDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   int cgroup_fd_ = -1;

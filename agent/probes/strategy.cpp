@@ -1,51 +1,28 @@
+// Strategy names and the per-tier availability checks, derived from the family table.
 #include "probes/strategy.hpp"
-
-#include <algorithm>
 
 namespace connscope {
 namespace {
 
-constexpr std::array<std::string_view, CS_FAM_MAX> family_names = {"connect", "port_alloc", "state", "retransmit",
-                                                                   "accept_queue"};
-
-bool uses_tracepoint_names(Family f) { return f == Family::state || f == Family::retransmit; }
-
-// Kernel functions each function-hook family attaches to (fentry and kprobe tiers).
-std::vector<std::string> hooked_functions(Family f) {
-  switch (f) {
-    case Family::connect:
-      return {"tcp_v4_connect", "tcp_v6_connect"};
-    case Family::port_alloc:
-      return {"inet_hash_connect", "inet6_hash_connect"};
-    case Family::accept_queue:
-      return {"tcp_conn_request", "tcp_v4_syn_recv_sock", "tcp_v6_syn_recv_sock"};
-    default:
-      return {};
-  }
+bool is_function_kind(AttachKind k) {
+  return k == AttachKind::fentry || k == AttachKind::fexit || k == AttachKind::kprobe || k == AttachKind::kretprobe;
 }
 
-std::vector<std::string> hooked_tracepoints(Family f) {
-  switch (f) {
-    case Family::state:
-      return {"sock/inet_sock_set_state"};
-    case Family::retransmit:
-      return {"tcp/tcp_retransmit_skb", "tcp/tcp_retransmit_synack"};
-    case Family::connect:
-    case Family::port_alloc:
-      return {"syscalls/sys_exit_connect", "sock/inet_sock_set_state"};
-    case Family::accept_queue:
-      return {"sock/inet_sock_set_state"};
-  }
-  return {};
+template <typename Fn>
+void for_each_hook(Family f, Tier t, Fn&& fn) {
+  for (const Hook& h : hook_table())
+    if (h.family == f && h.tier == t) fn(h);
 }
 
-std::string tp_name(const std::string& category_and_name) {
-  return category_and_name.substr(category_and_name.find('/') + 1);
+bool any_hook(Family f, Tier t, bool (*pred)(AttachKind)) {
+  bool found = false;
+  for_each_hook(f, t, [&](const Hook& h) { found = found || pred(h.kind); });
+  return found;
 }
 
 }  // namespace
 
-std::string_view family_name(Family f) { return family_names.at(static_cast<size_t>(f)); }
+std::string_view family_name(Family f) { return family_table[static_cast<size_t>(f)].name; }
 
 std::optional<Family> parse_family(std::string_view name) {
   for (Family f : all_families)
@@ -66,25 +43,7 @@ std::string_view tier_name(Tier t) {
 }
 
 std::string_view strategy_name(Family f, Tier t) {
-  if (uses_tracepoint_names(f)) {
-    switch (t) {
-      case Tier::preferred:
-        return "tp_btf";
-      case Tier::second:
-        return "raw_tp";
-      case Tier::fallback:
-        return "tracepoint";
-    }
-  }
-  switch (t) {
-    case Tier::preferred:
-      return "fentry";
-    case Tier::second:
-      return "kprobe";
-    case Tier::fallback:
-      return "fallback";
-  }
-  return "?";
+  return family_table[static_cast<size_t>(f)].strategies.at(static_cast<size_t>(t));
 }
 
 std::optional<Tier> parse_strategy(Family f, std::string_view name) {
@@ -95,68 +54,66 @@ std::optional<Tier> parse_strategy(Family f, std::string_view name) {
 
 std::set<std::string> hooked_kernel_functions() {
   std::set<std::string> out;
-  for (Family f : all_families)
-    for (auto& fn : hooked_functions(f)) out.insert(std::move(fn));
+  for (const Hook& h : hook_table())
+    if (is_function_kind(h.kind)) out.emplace(h.target);
+  return out;
+}
+
+std::set<std::string> hooked_tracepoints() {
+  std::set<std::string> out;
+  for (const Hook& h : hook_table())
+    if (h.kind == AttachKind::tracepoint) out.emplace(h.target);
   return out;
 }
 
 std::vector<std::string> attach_points(Family f, Tier t) {
   std::vector<std::string> out;
-  if (t == Tier::fallback) {
-    switch (f) {
-      case Family::connect:
-      case Family::port_alloc:
-        out = {"cgroup/connect4", "cgroup/connect6", "sockops (TCP_CONNECT_CB)"};
-        for (const auto& tp : hooked_tracepoints(f)) out.push_back("tracepoint/" + tp);
-        return out;
-      case Family::accept_queue:
-        return {"tracepoint/sock/inet_sock_set_state (LISTEN->SYN_RECV)", "netlink sock_diag listeners",
-                "/proc/net/netstat ListenOverflows, ListenDrops"};
-      default:
-        for (const auto& tp : hooked_tracepoints(f)) out.push_back("tracepoint/" + tp);
-        return out;
-    }
-  }
-  if (uses_tracepoint_names(f)) {
-    for (const auto& tp : hooked_tracepoints(f)) out.push_back(std::string(strategy_name(f, t)) + "/" + tp_name(tp));
-    return out;
-  }
-  for (const auto& fn : hooked_functions(f)) {
-    if (t == Tier::preferred) {
-      out.push_back("fentry/" + fn);
-      if (f != Family::accept_queue) out.push_back("fexit/" + fn);
-    } else {
-      out.push_back("kprobe/" + fn);
-      if (f != Family::accept_queue) out.push_back("kretprobe/" + fn);
-    }
-  }
+  for_each_hook(f, t, [&](const Hook& h) { out.push_back(attach_point(h)); });
   return out;
 }
 
+// The kernel's capabilities are checked before the hooks' targets, and the
+// cgroup v2 root last, so a kernel lacking several things names the most
+// basic one.
 std::optional<std::string> strategy_unavailable(Family f, Tier t, const KernelFeatures& k) {
   if (!k.btf) return k.btf_error;
   if (!k.ringbuf) return k.ringbuf_error;
-  if (t == Tier::preferred) {
-    if (!k.tracing) return k.tracing_error;
-    if (uses_tracepoint_names(f)) {
-      for (const auto& tp : hooked_tracepoints(f))
-        if (!k.btf_tracepoints.contains(tp_name(tp))) return "no BTF tracepoint " + tp_name(tp) + " in this kernel";
+  using enum AttachKind;
+  if (any_hook(f, t, [](AttachKind a) { return a == fentry || a == fexit || a == tp_btf; }) && !k.tracing)
+    return k.tracing_error;
+  if (any_hook(f, t, [](AttachKind a) { return a == raw_tp; }) && !k.raw_tp) return k.raw_tp_error;
+  if (any_hook(f, t, [](AttachKind a) { return a == kprobe || a == kretprobe; }) && !k.kprobes) return k.kprobes_error;
+  if (any_hook(f, t, [](AttachKind a) { return a == tracepoint; }) && !k.tracefs) return k.tracefs_error;
+  std::optional<std::string> missing;
+  for_each_hook(f, t, [&](const Hook& h) {
+    if (missing) return;
+    const std::string target(h.target);
+    switch (h.kind) {
+      case tp_btf:
+        if (!k.btf_tracepoints.contains(std::string(tracepoint_name(h.target))))
+          missing = "no BTF tracepoint " + std::string(tracepoint_name(h.target)) + " in this kernel";
+        break;
+      case fentry:
+      case fexit:
+        if (!k.btf_functions.contains(target))
+          missing = "function " + target + " not in kernel BTF (inlined or renamed)";
+        break;
+      case kprobe:
+      case kretprobe:
+        if (!k.kallsyms.contains(target)) missing = "function " + target + " not in /proc/kallsyms";
+        break;
+      case tracepoint:
+        if (!k.tracepoints.contains(target)) missing = "tracepoint " + target + " not found in tracefs";
+        break;
+      case raw_tp:  // the raw tracepoint probe attached one; each is checked at attach
+      case cgroup_sock_addr:
+      case sock_ops:
+      case user_space:
+        break;
     }
-    for (const auto& fn : hooked_functions(f))
-      if (!k.btf_functions.contains(fn)) return "function " + fn + " not in kernel BTF (inlined or renamed)";
-    return std::nullopt;
-  }
-  if (t == Tier::second) {
-    if (uses_tracepoint_names(f)) return k.raw_tp ? std::nullopt : std::optional(k.raw_tp_error);
-    if (!k.kprobes) return k.kprobes_error;
-    for (const auto& fn : hooked_functions(f))
-      if (!k.kallsyms.contains(fn)) return "function " + fn + " not in /proc/kallsyms";
-    return std::nullopt;
-  }
-  if (!k.tracefs) return k.tracefs_error;
-  for (const auto& tp : hooked_tracepoints(f))
-    if (!k.tracepoints.contains(tp)) return "tracepoint " + tp + " not found in tracefs";
-  if (f == Family::connect || f == Family::port_alloc) {
+  });
+  if (missing) return missing;
+  if (any_hook(f, t, [](AttachKind a) { return attaches_to_cgroup(a); })) {
     if (!k.cgroup2) return k.cgroup2_error;
     if (!k.cgroup_progs) return k.cgroup_progs_error;
   }

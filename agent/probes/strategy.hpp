@@ -1,9 +1,8 @@
-// Hook families, their attach strategies, and the choice of one strategy per
-// family from the running kernel's features. Pure logic: unit-tested with
-// mocked KernelFeatures.
+// The choice of one attach strategy per hook family from the running
+// kernel's features, checked against the family table. Pure logic:
+// unit-tested with mocked KernelFeatures.
 #pragma once
 
-#include <array>
 #include <map>
 #include <optional>
 #include <set>
@@ -11,16 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "connscope/events.h"
+#include "probes/families.hpp"
 
 namespace connscope {
-
-enum class Family { connect = CS_FAM_CONNECT, port_alloc, state, retransmit, accept_queue };
-enum class Tier { preferred = CS_TIER_PREFERRED, second = CS_TIER_SECOND, fallback = CS_TIER_FALLBACK };
-
-inline constexpr std::array<Family, CS_FAM_MAX> all_families = {Family::connect, Family::port_alloc, Family::state,
-                                                                Family::retransmit, Family::accept_queue};
-inline constexpr std::array<Tier, 3> all_tiers = {Tier::preferred, Tier::second, Tier::fallback};
 
 std::string_view family_name(Family f);
 std::optional<Family> parse_family(std::string_view name);
@@ -31,6 +23,8 @@ std::string_view strategy_name(Family f, Tier t);
 std::optional<Tier> parse_strategy(Family f, std::string_view name);
 // Every kernel function a fentry or kprobe strategy of any family hooks.
 std::set<std::string> hooked_kernel_functions();
+// Every tracefs tracepoint ("category/name") a strategy of any family uses.
+std::set<std::string> hooked_tracepoints();
 // Kernel functions / tracepoints a strategy attaches to, for `probe` output.
 std::vector<std::string> attach_points(Family f, Tier t);
 

@@ -1,8 +1,9 @@
-/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Event records shared by the BPF programs (bpf/) and the agent (agent/).
- * One definition of each record, fixed-width fields only. The agent
- * static_asserts the sizes and offsets it decodes (agent/events/event_decoder.cpp).
+ * One definition of each record, fixed-width fields only, and of the
+ * numbers inside them (TCP states, flags). The agent static_asserts the
+ * sizes and offsets it decodes (agent/events/event_decoder.cpp).
  *
  * Byte order: ports are host order; addresses are network order bytes,
  * IPv4 in the first 4 bytes of the 16-byte arrays.
@@ -16,6 +17,9 @@
 
 #define CS_COMM_LEN 16
 #define CS_MAX_PORT_FILTER 8
+/* The ring buffer's size unless --ringbuf-size says otherwise (the loader
+ * rounds it up to a power of two pages). */
+#define CS_RINGBUF_DEFAULT_BYTES (8u << 20)
 
 /* Record types: the first byte of every record. */
 enum cs_event_type {
@@ -34,14 +38,21 @@ enum cs_tier {
 	CS_TIER_FALLBACK = 2,  /* cgroup sock_addr/sock_ops, classic tracepoints */
 };
 
-/* Hook families, index into the strategy configuration. */
-enum cs_family {
-	CS_FAM_CONNECT = 0,
-	CS_FAM_PORT_ALLOC = 1,
-	CS_FAM_STATE = 2,
-	CS_FAM_RETRANSMIT = 3,
-	CS_FAM_ACCEPT_QUEUE = 4,
-	CS_FAM_MAX = 5,
+/* TCP states, numbered as include/net/tcp_states.h (and sock_diag's
+ * idiag_state): the oldstate/newstate/state fields of the records. */
+enum cs_tcp_state {
+	CS_TCP_ESTABLISHED = 1,
+	CS_TCP_SYN_SENT = 2,
+	CS_TCP_SYN_RECV = 3,
+	CS_TCP_FIN_WAIT1 = 4,
+	CS_TCP_FIN_WAIT2 = 5,
+	CS_TCP_TIME_WAIT = 6,
+	CS_TCP_CLOSE = 7,
+	CS_TCP_CLOSE_WAIT = 8,
+	CS_TCP_LAST_ACK = 9,
+	CS_TCP_LISTEN = 10,
+	CS_TCP_CLOSING = 11,
+	CS_TCP_NEW_SYN_RECV = 12,
 };
 
 enum cs_retransmit_kind {
@@ -61,13 +72,16 @@ enum cs_accept_queue_kind {
 #define CS_STATE_F_PASSIVE 0x2u	  /* connection accepted from a listener */
 #define CS_STATE_F_NO_START 0x4u  /* agent did not see the start: no latency */
 
+/* Flags on port-allocation records. */
+#define CS_PORT_ALLOC_F_APPROXIMATE 0x1u /* fallback: includes route lookup and ISN setup */
+
 /* Flags on accept-queue records. */
 #define CS_AQ_F_APPROXIMATE 0x1u /* attribution from a poll, not in-kernel */
 
 struct cs_header {
 	__u8 type;   /* enum cs_event_type */
 	__u8 tier;   /* enum cs_tier */
-	__u16 flags; /* per-type flags */
+	__u16 flags; /* per-type flags: CS_<TYPE>_F_* */
 	__u32 cpu;
 	__u64 ts_ns; /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
 };
@@ -119,7 +133,7 @@ struct cs_state_event {
 	__u64 latency_ns;  /* handshake: SYN_SENT->ESTABLISHED, SYN_RECV->EST */
 	__u64 duration_ns; /* on close: life since the handshake started */
 	__s32 err;	   /* sk_err at the transition (ECONNREFUSED, ETIMEDOUT) */
-	__u8 oldstate;	   /* TCP_* numbering of include/net/tcp_states.h */
+	__u8 oldstate;	   /* enum cs_tcp_state */
 	__u8 newstate;
 	__u16 pad;
 };
@@ -127,7 +141,7 @@ struct cs_state_event {
 struct cs_retransmit_event {
 	struct cs_header h;
 	struct cs_flow flow;
-	__u8 state; /* TCP state of the socket */
+	__u8 state; /* enum cs_tcp_state of the socket */
 	__u8 kind;  /* enum cs_retransmit_kind */
 	__u16 pad;
 	__s32 err; /* 6.17+ tracepoint err field; 0 where absent */
