@@ -175,7 +175,7 @@ run: $(BUILD)/connscope
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the agent loads BPF programs and needs root: sudo make run" >&2; exit 1; fi
 	$(BUILD)/connscope run
 
-FORMAT_SRCS = agent/*/*.cpp agent/*/*.hpp tests/unit/*.cpp tests/unit/*.hpp tests/unit/*/*.cpp \
+FORMAT_SRCS = agent/*/*.cpp agent/*/*.hpp tests/unit/*.cpp tests/unit/*.hpp tests/unit/*/*.cpp tests/unit/*/*.hpp \
 	tests/integration/*.cpp tests/integration/*.hpp \
 	bpf/*.bpf.c bpf/lib/*.bpf.h include/connscope/*.h
 

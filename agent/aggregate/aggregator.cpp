@@ -78,7 +78,7 @@ void Aggregator::on_port_alloc(const cs_port_alloc_event& e) {
 
 void Aggregator::on_state(const cs_state_event& e) {
   const uint64_t ts = e.h.ts_ns;
-  if ((e.h.flags & CS_STATE_F_PASSIVE) && e.newstate == kTcpEstablished) {
+  if ((e.h.flags & CS_STATE_F_PASSIVE) && e.newstate == CS_TCP_ESTABLISHED) {
     Listener* l = listeners_.resolve(e.flow.netns, e.flow.family, {}, e.flow.sport, ts);
     l->last_activity_ns = ts;
     l->stats.accepts++;
@@ -86,7 +86,7 @@ void Aggregator::on_state(const cs_state_event& e) {
     return;
   }
   SockKey k = sock_key(e.flow);
-  if (e.oldstate == kTcpSynSent && e.newstate == kTcpEstablished) {
+  if (e.oldstate == CS_TCP_SYN_SENT && e.newstate == CS_TCP_ESTABLISHED) {
     Destination* d = destinations_.resolve(e.flow, ts);
     d->last_activity_ns = ts;
     d->stats.established++;
@@ -95,8 +95,8 @@ void Aggregator::on_state(const cs_state_event& e) {
     ports_.set(k, d, PortState::open, ts);
     return;
   }
-  if (e.newstate != kTcpClose) return;
-  if (e.oldstate == kTcpSynSent) {
+  if (e.newstate != CS_TCP_CLOSE) return;
+  if (e.oldstate == CS_TCP_SYN_SENT) {
     // The handshake failed (refused, timed out, reset).
     const SockEntry* tracked = ports_.find(k);
     Destination* d = tracked ? tracked->dest : destinations_.resolve(e.flow, ts);

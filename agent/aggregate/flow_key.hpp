@@ -12,10 +12,6 @@
 
 namespace connscope {
 
-// TCP states (include/net/tcp_states.h).
-inline constexpr uint8_t kTcpEstablished = 1, kTcpSynSent = 2, kTcpSynRecv = 3, kTcpTimeWait = 6, kTcpClose = 7,
-                         kTcpListen = 10, kTcpMaxState = 11;
-
 using Addr = std::array<uint8_t, 16>;
 
 inline Addr to_addr(const uint8_t* p) {

@@ -12,7 +12,7 @@ ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, c
                                       uint64_t dump_ts) {
   ReconcileResult r;
   for (const SocketRecord& s : sockets)
-    if (s.state == kTcpListen) listeners_.add_listen_port(netns, s.sport);
+    if (s.state == CS_TCP_LISTEN) listeners_.add_listen_port(netns, s.sport);
 
   std::unordered_set<SockKey, SockKeyHash> seen;
   std::map<Destination*, std::array<int64_t, kPortStates>> corrections;
@@ -20,12 +20,12 @@ ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, c
     corrections[d][static_cast<size_t>(s)] += delta;
   };
   for (const SocketRecord& s : sockets) {
-    if (s.state == kTcpListen || s.state == kTcpSynRecv || s.state == kTcpClose || s.state == 0 ||
-        s.state > kTcpMaxState)
+    if (s.state == CS_TCP_LISTEN || s.state == CS_TCP_SYN_RECV || s.state == CS_TCP_CLOSE || s.state == 0 ||
+        s.state > CS_TCP_CLOSING)
       continue;
-    const PortState ps = s.state == kTcpSynSent    ? PortState::connecting
-                         : s.state == kTcpTimeWait ? PortState::time_wait
-                                                   : PortState::open;
+    const PortState ps = s.state == CS_TCP_SYN_SENT    ? PortState::connecting
+                         : s.state == CS_TCP_TIME_WAIT ? PortState::time_wait
+                                                       : PortState::open;
     SockKey key{netns, s.family, s.sport, s.dport, s.saddr, s.daddr};
     const SockEntry* tracked = ports_.find(key);
     if (!tracked && listeners_.is_listen_port(netns, s.sport)) continue;  // accepted from a local listener: not ours

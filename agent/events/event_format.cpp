@@ -178,10 +178,10 @@ const char* tcp_state_name(int state) {
 
 const char* state_event_name(const cs_state_event& e) {
   if (e.h.flags & CS_STATE_F_TIME_WAIT) return "time_wait";
-  if (e.oldstate == 2 && e.newstate == 1) return "handshake";
-  if (e.oldstate == 2 && e.newstate == 7) return "connect_failed";
-  if (e.oldstate == 3 && e.newstate == 1) return "passive_open";
-  if (e.newstate == 7) return "close";
+  if (e.oldstate == CS_TCP_SYN_SENT && e.newstate == CS_TCP_ESTABLISHED) return "handshake";
+  if (e.oldstate == CS_TCP_SYN_SENT && e.newstate == CS_TCP_CLOSE) return "connect_failed";
+  if (e.oldstate == CS_TCP_SYN_RECV && e.newstate == CS_TCP_ESTABLISHED) return "passive_open";
+  if (e.newstate == CS_TCP_CLOSE) return "close";
   return "transition";
 }
 

@@ -13,7 +13,7 @@ namespace connscope {
 
 namespace {
 
-constexpr uint32_t kListenMask = 1u << 10;               // TCP_LISTEN
+constexpr uint32_t kListenMask = 1u << CS_TCP_LISTEN;
 constexpr uint32_t kCensusMask = 0xfffu & ~kListenMask;  // every other state
 
 }  // namespace
