@@ -177,17 +177,19 @@ double tw_reuse_delay_s(const Netns& ns) {
   }
 }
 
+// The client's port range and reuse settings; TIME_WAIT lasts its full 60 s
+// (tcp_rfc1337=1, see keep_time_wait in traffic.hpp).
 void set_client_ports(const Topology& t, int tw_reuse) {
   t.client.write_sysctl("net/ipv4/ip_local_port_range", std::to_string(kLo) + " " + std::to_string(kHi));
   t.client.write_sysctl("net/ipv4/tcp_tw_reuse", std::to_string(tw_reuse));
   t.client.write_sysctl("net/ipv4/tcp_timestamps", "1");
+  keep_time_wait(t.client);
 }
 
 // Waits (bounded) until the agent has run `n` more sock_diag
 // reconciliations (--reconcile-interval 1), so the final port counts are the
-// reconciled ones: under qemu TCG a closed connection now and then shows no
-// TIME_WAIT transition (issue 2's closing note), and the reconciliation is
-// what corrects such a count.
+// reconciled ones (the events show a socket entering TIME_WAIT, never one
+// that the kernel ends early; the reconciliation removes those).
 void wait_for_reconciliations(const RunAgent& agent, int64_t n) {
   auto runs = [&] {
     try {
@@ -233,9 +235,13 @@ void ports_running_out(int af) {
   const std::size_t distinct = std::set<uint16_t>(f.ports.begin(), f.ports.end()).size();
   REQUIRE_MESSAGE(distinct == static_cast<std::size_t>(kPorts),
                   "tcp_tw_reuse=0: every port of the range is used before EADDRNOTAVAIL");
-  // A port is used twice only if its first connection skipped TIME_WAIT
-  // (seen under qemu TCG, see traffic.hpp); on real hardware never.
-  REQUIRE(f.ports.size() - distinct <= static_cast<std::size_t>(f.not_seen_in_time_wait));
+  // tcp_rfc1337=1: each closed port stays in TIME_WAIT for 60 s, RSTs from
+  // the server side (f.server_resets) or not, so the client saw every one
+  // there and none was used twice.
+  CHECK_MESSAGE(f.not_seen_in_time_wait == 0, "closed ports not seen in TIME_WAIT");
+  REQUIRE_MESSAGE(f.ports.size() == distinct, "a port was used twice: its TIME_WAIT ended early");
+  if (f.server_resets > 0)
+    MESSAGE("the server namespace sent " << f.server_resets << " RSTs; the client's TIME_WAIT ignored them");
 
   // The failure reaches the agent: connect_port_errors fires (bounded wait).
   wait_until(
@@ -498,6 +504,89 @@ void ports_reused(int af) {
   CHECK_MESSAGE(gauge_seen, "connscope_sustainable_connect_rate never appeared for the destination");
 }
 
+// Test 2b: a TIME_WAIT the kernel ends early, and the agent following it. A
+// stale segment from the server side (the bare ACK of send_stale_ack) makes
+// a client TIME_WAIT socket answer with an ACK; the server has closed, so
+// its listener answers that with a RST. With tcp_rfc1337=0 the RST kills the
+// TIME_WAIT socket: no event (inet_sock_set_state does not fire for
+// TIME_WAIT sockets), and the next sock_diag reconciliation takes the port
+// off ports.time_wait. With tcp_rfc1337=1 the socket ignores the RST.
+void time_wait_reset() {
+  constexpr uint16_t kPort = 8094;
+  constexpr int kConnections = 3;
+  const int af = AF_INET;
+  Topology t;
+  set_client_ports(t, 0);
+  t.client.write_sysctl("net/ipv4/tcp_rfc1337", "0");
+  const uint64_t C = t.client.inode();
+  const std::string caddr = t.client_addr(af), saddr = t.server_addr(af), dst = endpoint_label(af, saddr, kPort);
+  auto server = start_closing_server(t, af, kPort);
+  RunAgent agent({"--interval", "0.5", "--reconcile-interval", "1", "--netns", t.client.path()});
+  INFO(t.describe());
+  INFO(agent.describe());
+
+  PacedLoopOptions o;
+  o.max_attempts = kConnections;
+  o.max_time = ms(10000);
+  PacedConnectLoop loop(t, af, kPort, o);
+  const PacedLoopFacts f = loop.wait();
+  INFO("client: " << f.describe());
+  REQUIRE(f.connected == kConnections);
+  REQUIRE(f.not_seen_in_time_wait == 0);
+  REQUIRE(kernel_time_wait_count(t.client, af, kPort) == kConnections);
+
+  // The agent's last interval: ports.time_wait and the time_wait corrections.
+  auto agent_tw = [&] {
+    try {
+      const auto l = agent.snapshots();
+      const json* d = l.empty() ? nullptr : find_destination(l.back(), C, caddr, dst);
+      return d ? d->at("ports").value("time_wait", -1) : -1;
+    } catch (const std::exception&) {
+      return -1;
+    }
+  };
+  auto tw_corrections = [&] {
+    const auto l = agent.snapshots();
+    if (l.empty()) return int64_t{-1};
+    const json& c = l.back().at("health").at("reconcile").at("corrections_total");
+    return c.value("time_wait", int64_t{0});
+  };
+  auto client_states = [&](uint16_t p) {
+    NetnsEnter in(t.client.fd());
+    return tcp_states_of_local_port(af, p);
+  };
+  auto server_resets = [&] { return t.server.netstat_counter("Tcp", "OutRsts"); };
+  wait_for_reconciliations(agent, 1);
+  REQUIRE_MESSAGE(wait_until([&] { return agent_tw() == kConnections; }, scaled(ms(5000)), ms(100)),
+                  "the agent never counted " << kConnections << " ports in TIME_WAIT: " << agent_tw());
+  const int64_t corrections_before = tw_corrections();
+
+  // tcp_rfc1337=0: the RST kills the first port's TIME_WAIT.
+  const uint16_t killed = f.ports.at(0), kept = f.ports.at(1);
+  int64_t resets = server_resets();
+  send_stale_ack(t.server, saddr, kPort, caddr, killed);
+  CHECK_MESSAGE(wait_until([&] { return client_states(killed).empty(); }, scaled(ms(5000)), ms(10)),
+                "port " << killed << " is still held after the RST");
+  CHECK_MESSAGE(server_resets() - resets == 1, "the server's listener should have answered with one RST");
+  CHECK(kernel_time_wait_count(t.client, af, kPort) == kConnections - 1);
+  wait_for_reconciliations(agent, 2);
+  CHECK_MESSAGE(agent_tw() == kConnections - 1, "the reconciliation must take the killed TIME_WAIT off the count");
+  CHECK(tw_corrections() - corrections_before == 1);
+
+  // tcp_rfc1337=1: the same RST, and TIME_WAIT stays.
+  keep_time_wait(t.client);
+  resets = server_resets();
+  send_stale_ack(t.server, saddr, kPort, caddr, kept);
+  CHECK(wait_until([&] { return server_resets() - resets == 1; }, scaled(ms(5000)), ms(10)));
+  wait_for_reconciliations(agent, 1);
+  CHECK(client_states(kept) == std::vector<int>{6});
+  CHECK(kernel_time_wait_count(t.client, af, kPort) == kConnections - 1);
+  CHECK(agent_tw() == kConnections - 1);
+
+  AgentExit ex = agent.stop(SIGINT);
+  CHECK_MESSAGE(ex.exited_zero(), "SIGINT: the agent must exit 0, got " << ex.describe());
+}
+
 // Test 3: an accept queue that overflows raises listen_overflow.
 void accept_overflow_alert(int af) {
   constexpr uint16_t kPort = 8092;
@@ -577,6 +666,8 @@ TEST_SUITE("run") {
   TEST_CASE("run: ports running out, tcp_tw_reuse=0, ipv6") { ports_running_out(AF_INET6); }
 
   TEST_CASE("run: same loop with tcp_tw_reuse=1 and timestamps") { ports_reused(AF_INET); }
+
+  TEST_CASE("run: a RST ends TIME_WAIT early with tcp_rfc1337=0 and the reconciliation follows") { time_wait_reset(); }
 
   TEST_CASE("run: accept queue overflow raises listen_overflow naming the port") { accept_overflow_alert(AF_INET); }
 

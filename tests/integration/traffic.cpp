@@ -156,8 +156,54 @@ RetransmitFacts drive_data_retransmit(const Topology& t, int af, uint16_t port,
   return f;  // the helpers are killed; the namespaces go with the topology
 }
 
+void keep_time_wait(const Netns& client) { client.write_sysctl("net/ipv4/tcp_rfc1337", "1"); }
+
+void send_stale_ack(const Netns& ns, const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport) {
+  in_addr s{}, d{};
+  if (inet_pton(AF_INET, src.c_str(), &s) != 1 || inet_pton(AF_INET, dst.c_str(), &d) != 1)
+    throw std::runtime_error("send_stale_ack: IPv4 addresses only: " + src + ", " + dst);
+  uint8_t seg[20] = {};
+  auto put16 = [&seg](int at, uint16_t v) {
+    seg[at] = static_cast<uint8_t>(v >> 8);
+    seg[at + 1] = static_cast<uint8_t>(v);
+  };
+  put16(0, sport);
+  put16(2, dport);
+  put16(6, 1000);    // seq (bytes 4-7): 1000
+  put16(10, 1000);   // ack (bytes 8-11): 1000
+  seg[12] = 5 << 4;  // data offset: 20 bytes, no options
+  seg[13] = 0x10;    // ACK
+  put16(14, 1024);   // window
+  // Checksum over the pseudo-header (addresses, protocol, length) and the segment.
+  uint8_t sum_in[12 + sizeof seg];
+  std::memcpy(sum_in, &s, 4);
+  std::memcpy(sum_in + 4, &d, 4);
+  sum_in[8] = 0;
+  sum_in[9] = IPPROTO_TCP;
+  sum_in[10] = 0;
+  sum_in[11] = sizeof seg;
+  std::memcpy(sum_in + 12, seg, sizeof seg);
+  uint32_t sum = 0;
+  for (std::size_t i = 0; i < sizeof sum_in; i += 2) sum += static_cast<uint32_t>(sum_in[i] << 8 | sum_in[i + 1]);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  put16(16, static_cast<uint16_t>(~sum));
+
+  NetnsEnter in(ns.fd());
+  Fd fd(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (fd.get() < 0) throw std::runtime_error("raw socket: " + errno_str(errno));
+  sockaddr_in from{}, to{};
+  from.sin_family = to.sin_family = AF_INET;
+  from.sin_addr = s;
+  to.sin_addr = d;
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&from), sizeof from) != 0)
+    throw std::runtime_error("raw socket: bind " + src + ": " + errno_str(errno));
+  if (sendto(fd.get(), seg, sizeof seg, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) != sizeof seg)
+    throw std::runtime_error("raw socket: sendto " + dst + ": " + errno_str(errno));
+}
+
 ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, int max_attempts) {
   ExhaustionFacts f;
+  const int64_t resets_before = t.server.netstat_counter("Tcp", "OutRsts");
   auto server = start_server(t, af, port, 64, [](Channel&, int lfd) {
     // Serve connections one by one until killed: greet, wait for the
     // client's FIN, then close (so the client is the active closer and its
@@ -205,6 +251,8 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
   });
   json r = client.recv(ms(30000), "client connect loop result");
   client.wait_exit(ms(5000));
+  const int64_t resets_after = t.server.netstat_counter("Tcp", "OutRsts");
+  if (resets_before >= 0 && resets_after >= 0) f.server_resets = resets_after - resets_before;
   f.pid = client.pid();
   f.comm = client.comm();
   f.attempts = r["attempts"].get<int>();

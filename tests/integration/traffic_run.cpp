@@ -41,11 +41,13 @@ std::string PacedLoopFacts::describe() const {
   o << ", ran unix " << std::fixed << started_unix << " .. " << finished_unix;
   if (!other_errors.empty()) o << ", other errors: " << join(other_errors, ", ");
   if (not_seen_in_time_wait) o << ", " << not_seen_in_time_wait << " ports not seen in TIME_WAIT";
+  if (server_resets > 0) o << ", the server namespace sent " << server_resets << " RSTs";
   if (timed_out) o << ", stopped by its time bound";
   return o.str();
 }
 
-PacedConnectLoop::PacedConnectLoop(const Topology& t, int af, uint16_t port, PacedLoopOptions opts) : opts_(opts) {
+PacedConnectLoop::PacedConnectLoop(const Topology& t, int af, uint16_t port, PacedLoopOptions opts)
+    : opts_(opts), server_(t.server), server_resets_before_(t.server.netstat_counter("Tcp", "OutRsts")) {
   Endpoint dst{af, t.server_addr(af), port};
   child_ = std::make_unique<Child>(kClientComm, t.client.fd(), [dst, opts](Channel& ch) {
     json r = {{"attempts", 0},
@@ -86,7 +88,8 @@ PacedConnectLoop::PacedConnectLoop(const Topology& t, int af, uint16_t port, Pac
       const uint16_t p = local_port(s.get());
       r["ports"].push_back(p);
       s.reset();  // plain close: the client closes first
-      if (!wait_until([&] { return tcp_states_of_local_port(dst.af, p) == std::vector<int>{6}; }, scaled(ms(1000)),
+      // A bound, not a wait: TIME_WAIT comes once the server's FIN is in.
+      if (!wait_until([&] { return tcp_states_of_local_port(dst.af, p) == std::vector<int>{6}; }, scaled(ms(5000)),
                       ms(1)))
         not_tw++;
     }
@@ -103,6 +106,8 @@ PacedLoopFacts PacedConnectLoop::wait() {
   const json r = child_->recv(opts_.max_time + ms(10000), "the connect loop's result");
   child_->wait_exit(ms(5000));
   PacedLoopFacts f;
+  const int64_t resets_after = server_.netstat_counter("Tcp", "OutRsts");
+  if (server_resets_before_ >= 0 && resets_after >= 0) f.server_resets = resets_after - server_resets_before_;
   f.pid = child_->pid();
   f.comm = child_->comm();
   f.attempts = r.at("attempts").get<int>();

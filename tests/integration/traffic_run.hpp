@@ -40,7 +40,8 @@ struct PacedLoopFacts {
   double started_unix = 0, finished_unix = 0;
   std::vector<std::string> other_errors;  // "attempt N: ERRNO" of unexpected failures (the loop stops)
   std::vector<uint16_t> ports;            // local ports of the successful connections, in order
-  int not_seen_in_time_wait = 0;          // closed ports not seen in TIME_WAIT within 1 s
+  int not_seen_in_time_wait = 0;          // closed ports not seen in TIME_WAIT within 5 s
+  int64_t server_resets = -1;             // RSTs the server namespace sent during the loop (Tcp OutRsts)
   bool timed_out = false;                 // max_time ran out
   std::string describe() const;
 };
@@ -48,7 +49,8 @@ struct PacedLoopFacts {
 // Connect-and-close loop to server_addr(af):port from a Child (comm
 // kClientComm) in the client namespace, paced at `rate`: plain close right
 // after the handshake (client closes first), then a bounded wait until the
-// port shows TIME_WAIT. Starts on construction.
+// port shows TIME_WAIT. Starts on construction. Every port stays in
+// TIME_WAIT for 60 s only with keep_time_wait() on the client namespace.
 class PacedConnectLoop {
  public:
   PacedConnectLoop(const Topology& t, int af, uint16_t port, PacedLoopOptions opts);
@@ -60,6 +62,8 @@ class PacedConnectLoop {
 
  private:
   PacedLoopOptions opts_;
+  const Netns& server_;
+  int64_t server_resets_before_ = -1;
   std::unique_ptr<Child> child_;
 };
 
