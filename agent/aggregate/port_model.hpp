@@ -1,4 +1,4 @@
-// The ephemeral-port exhaustion model (design.md, "Port-exhaustion model").
+// The ephemeral-port exhaustion model (docs/port-exhaustion-model.md).
 //
 // Ephemeral ports are a per-(netns, source address, destination address,
 // destination port) resource. A port stays busy for the connection's life

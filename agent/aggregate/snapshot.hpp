@@ -49,7 +49,7 @@ struct Distribution {
   LatencySummary summary;  // this interval (latencies only)
 };
 
-// The port-exhaustion model of one destination (design.md).
+// The port-exhaustion model of one destination (docs/port-exhaustion-model.md).
 struct PortModel {
   bool settings_known = false;  // the destination's netns sysctls were read
   uint16_t range_lo = 0, range_hi = 0;
