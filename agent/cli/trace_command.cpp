@@ -60,14 +60,19 @@ class TraceSink : public CaptureSink {
   const LossCounters& final_losses() const { return final_; }
 
  private:
+  // JSON lines carry loss records in the stream (docs/trace-json.md); the
+  // text stream holds events only, its losses go to stderr.
   void loss_line(uint64_t now_ns, const LossCounters& l, bool final) {
     if (json_) {
       append_loss_json(buf_, l, now_ns, final);
-    } else {
-      buf_ += "loss: " + std::to_string(l.lost_total) + " events lost (ring buffer full), " +
-              std::to_string(l.map_full) + " per-socket state updates refused (map full)\n";
+      flush();
+      return;
     }
     flush();
+    if (final) return;  // the exit summary says it
+    fprintf(stderr,
+            "connscope: loss: %llu events lost (ring buffer full), %llu per-socket state updates refused (map full)\n",
+            static_cast<unsigned long long>(l.lost_total), static_cast<unsigned long long>(l.map_full));
   }
   void flush() {
     if (!buf_.empty() && fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size())

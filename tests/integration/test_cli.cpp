@@ -116,6 +116,18 @@ TEST_SUITE("cli") {
       CHECK_MESSAGE((f["lost_by_type"].contains(t) && f["lost_by_type"][t] == 0), f.dump());
   }
 
+  TEST_CASE("trace text: events only on stdout, losses and the summary on stderr") {
+    std::vector<std::string> args{"trace", "--duration", "1"};
+    for (auto& a : strategy_args()) args.push_back(a);
+    CmdResult r = run_agent(args, ms(30000));
+    INFO(r.describe());
+    REQUIRE(r.ok());
+    CHECK_MESSAGE(!contains(r.out, "loss"), "a loss line on stdout:\n" << r.out);
+    const auto lines = split_lines(trim(r.err));
+    REQUIRE(!lines.empty());
+    CHECK(contains(lines.back(), " lost (ring buffer full), "));
+  }
+
   TEST_CASE("command-line errors exit non-zero with one line on stderr") {
     const std::vector<std::vector<std::string>> cases = {
         {"trace", "--strategy", "bogus=x"}, {"trace", "--lport", "abc"},
