@@ -516,8 +516,7 @@ void time_wait_reset() {
   constexpr int kConnections = 3;
   const int af = AF_INET;
   Topology t;
-  set_client_ports(t, 0);
-  t.client.write_sysctl("net/ipv4/tcp_rfc1337", "0");
+  set_client_ports(t, 0);  // tcp_rfc1337=1 until the connections are in TIME_WAIT
   const uint64_t C = t.client.inode();
   const std::string caddr = t.client_addr(af), saddr = t.server_addr(af), dst = endpoint_label(af, saddr, kPort);
   auto server = start_closing_server(t, af, kPort);
@@ -562,6 +561,7 @@ void time_wait_reset() {
   const int64_t corrections_before = tw_corrections();
 
   // tcp_rfc1337=0: the RST kills the first port's TIME_WAIT.
+  t.client.write_sysctl("net/ipv4/tcp_rfc1337", "0");
   const uint16_t killed = f.ports.at(0), kept = f.ports.at(1);
   int64_t resets = server_resets();
   send_stale_ack(t.server, saddr, kPort, caddr, killed);
