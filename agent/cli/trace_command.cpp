@@ -63,13 +63,9 @@ class TraceSink : public CaptureSink {
   // JSON lines carry loss records in the stream (docs/trace-json.md); the
   // text stream holds events only, its losses go to stderr.
   void loss_line(uint64_t now_ns, const LossCounters& l, bool final) {
-    if (json_) {
-      append_loss_json(buf_, l, now_ns, final);
-      flush();
-      return;
-    }
+    if (json_) append_loss_json(buf_, l, now_ns, final);
     flush();
-    if (final) return;  // the exit summary says it
+    if (json_ || final) return;  // text: the exit summary gives the final counts
     fprintf(stderr,
             "connscope: loss: %llu events lost (ring buffer full), %llu per-socket state updates refused (map full)\n",
             static_cast<unsigned long long>(l.lost_total), static_cast<unsigned long long>(l.map_full));

@@ -12,8 +12,6 @@ namespace connscope {
 
 namespace {
 
-int severity_rank(FindingLevel l) { return static_cast<int>(l); }
-
 struct Section {
   const char* prefix;
   const char* title;
@@ -127,8 +125,8 @@ std::string format_doctor_text(const HostFacts& facts, const std::vector<Finding
   if (facts.init_netns != 0)
     out += facts.init_netns == facts.settings.netns ? " (the host's, PID 1's)" : " (not PID 1's: a container?)";
   out += "\n";
-  int counts[4] = {0, 0, 0, 0};
-  for (const Finding& f : findings) ++counts[severity_rank(f.severity)];
+  int counts[4] = {0, 0, 0, 0};  // by FindingLevel, ok first
+  for (const Finding& f : findings) ++counts[static_cast<int>(f.severity)];
   out += "findings: " + std::to_string(counts[3]) + " critical, " + std::to_string(counts[2]) + " warning, " +
          std::to_string(counts[1]) + " info, " + std::to_string(counts[0]) + " ok\n";
 
