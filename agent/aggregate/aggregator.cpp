@@ -2,6 +2,8 @@
 // tables it concerns and collects them once per interval.
 #include "aggregate/aggregator.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <type_traits>
 #include <variant>
@@ -10,10 +12,45 @@
 
 namespace connscope {
 
-Aggregator::Aggregator(AggregatorConfig cfg)
-    : destinations_(cfg.top_destinations, cfg.destination_idle_s),
+namespace {
+
+DestinationLimits destination_limits(const AggregatorConfig& cfg, const AlertThresholds& levels) {
+  DestinationLimits l;
+  l.own_rows = cfg.top_destinations;
+  l.max_rows = std::max(cfg.max_destinations, cfg.top_destinations);
+  l.idle_s = cfg.destination_idle_s;
+  l.warn_utilization = levels.warn_utilization;
+  l.horizon_s = levels.exhaustion_horizon_s;
+  // Long enough for a row's alerts to resolve in its own row, with current numbers.
+  l.hold_closes = levels.fire_after + levels.resolve_after;
+  return l;
+}
+
+}  // namespace
+
+Aggregator::Aggregator(AggregatorConfig cfg, const AlertThresholds& levels)
+    : destinations_(destination_limits(cfg, levels)),
       listeners_(cfg.top_listeners, cfg.destination_idle_s),
-      ports_(cfg.max_sockets) {}
+      ports_(cfg.max_sockets),
+      top_destinations_(cfg.top_destinations),
+      max_destinations_(std::max(cfg.max_destinations, cfg.top_destinations)),
+      self_(cfg.self) {}
+
+bool Aggregator::is_self(uint32_t netns, uint16_t family, const uint8_t* addr, uint16_t port) const {
+  if (self_.port == 0 || port != self_.port || (self_.netns && netns != self_.netns)) return false;
+  const bool any = std::all_of(self_.addr.begin(), self_.addr.end(), [](uint8_t b) { return b == 0; });
+  if (any) return true;
+  const size_t n = family == AF_INET6 ? 16 : 4;
+  return family == self_.family && std::equal(addr, addr + n, self_.addr.begin());
+}
+
+void Aggregator::on_listener_sample(uint32_t netns, const std::vector<ListenerInfo>& listeners, uint64_t ts_ns) {
+  if (self_.port == 0) return listeners_.on_sample(netns, listeners, ts_ns);
+  std::vector<ListenerInfo> kept;
+  for (const ListenerInfo& l : listeners)
+    if (!is_self(netns, l.family, l.addr.data(), l.port)) kept.push_back(l);
+  listeners_.on_sample(netns, kept, ts_ns);
+}
 
 const NetnsSettings* Aggregator::settings_of(uint32_t netns) const {
   auto it = settings_.find(netns);
@@ -30,6 +67,10 @@ std::vector<uint32_t> Aggregator::netns_without_settings() const {
 void Aggregator::on_event(const Event& e) {
   const cs_header& h = header_of(e);
   health_.events_total[event_type_name(h.type)]++;
+  if (self_.port && std::visit([this](const auto& ev) { return is_self(ev.flow); }, e)) {
+    health_.self_events_total++;
+    return;
+  }
   std::visit(
       [this](const auto& ev) {
         using T = std::decay_t<decltype(ev)>;
@@ -55,7 +96,7 @@ void Aggregator::on_connect(const cs_connect_event& e) {
   destinations_.note_process(*d, e.task);
   destinations_.record_connect_syscall(*d, e.latency_ns);
   if (e.err) {
-    destinations_.note_error(*d, e.err);
+    destinations_.note_error(*d, e.err, &e.task);
   } else if (e.flow.sport) {
     SockKey k = sock_key(e.flow);
     if (!ports_.contains(k)) ports_.set(k, d, PortState::connecting, e.h.ts_ns);
@@ -174,7 +215,13 @@ void Aggregator::on_losses(const LossCounters& totals) {
 }
 
 ReconcileResult Aggregator::reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns) {
-  return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns);
+  if (self_.port == 0) return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns);
+  std::vector<SocketRecord> kept;
+  kept.reserve(sockets.size());
+  for (const SocketRecord& r : sockets)
+    if (!is_self(netns, r.family, r.daddr.data(), r.dport) && !is_self(netns, r.family, r.saddr.data(), r.sport))
+      kept.push_back(r);
+  return reconciler_.reconcile(netns, settings_of(netns), kept, dump_ts_ns);
 }
 
 Snapshot Aggregator::close_interval(uint64_t end_ns, double end_unix_s) {
@@ -189,16 +236,39 @@ Snapshot Aggregator::close_interval(uint64_t end_ns, double end_unix_s) {
     s.interval_s = static_cast<double>(end_ns - last_end_ns_) / 1e9;
   last_end_ns_ = end_ns;
 
-  destinations_.close(s.interval_s, settings_, s);
+  destinations_.close(s.interval_s, end_ns, settings_, s);
   listeners_.close(s.interval_s, s);
 
-  health_.destinations_tracked = destinations_.size();
-  health_.destinations_folded_total = destinations_.folded_total();
+  const DestinationCounts& dc = destinations_.counts();
+  health_.destinations_tracked = dc.tracked;
+  health_.destinations_own_rows = dc.own_rows;
+  health_.destinations_folded = dc.folded;
+  health_.destinations_at_risk = dc.at_risk;
+  health_.destinations_at_risk_folded = dc.at_risk_folded;
+  health_.destinations_untracked_total = dc.untracked_total;
+  if (dc.folded > 0 && !folding_noticed_) {
+    folding_noticed_ = true;
+    health_.folding_since = end_unix_s;
+    s.notices.push_back(
+        std::to_string(dc.tracked) + " destinations, more than --top-destinations " +
+        std::to_string(top_destinations_) + ": " + std::to_string(dc.own_rows) +
+        " keep their own rows (those at risk first, then the busiest) and " + std::to_string(dc.folded) +
+        " are summed into dst=\"other\"; every destination still counts toward its own exhaustion model and "
+        "alerts, and one at risk gets its own row (counts: health.destinations_folded in the JSON, "
+        "connscope_destinations_folded in /metrics)");
+  }
+  if (dc.untracked_total > 0 && !untracked_noticed_) {
+    untracked_noticed_ = true;
+    s.notices.push_back("more than --max-destinations " + std::to_string(max_destinations_) +
+                        " destinations: new ones are counted only in dst=\"other\", without a model or alerts of "
+                        "their own (counts: connscope_destinations_untracked_total); raise --max-destinations");
+  }
   health_.listeners_folded_total = listeners_.folded_total();
   health_.sockets_untracked_total = ports_.untracked_total();
   health_.reconcile_runs_total = reconciler_.runs_total();
   health_.reconcile_corrections_total = reconciler_.corrections_total();
   s.health = health_;
+  s.netns_settings = settings_;
   health_.lost_interval = 0;
   destinations_.prune(end_ns);
   listeners_.prune(end_ns);

@@ -27,7 +27,9 @@ namespace connscope {
 
 class Aggregator {
  public:
-  explicit Aggregator(AggregatorConfig cfg);
+  // `levels`: the alert thresholds that make a destination at risk (its own
+  // row whatever the number of others).
+  explicit Aggregator(AggregatorConfig cfg, const AlertThresholds& levels = {});
   Aggregator(const Aggregator&) = delete;
   Aggregator& operator=(const Aggregator&) = delete;
 
@@ -45,9 +47,7 @@ class Aggregator {
   void on_decode_error() { health_.decode_errors_total++; }
   void on_losses(const LossCounters& totals);  // cumulative counters from the BPF side
   // One poll of a netns's listeners: accept-queue length samples.
-  void on_listener_sample(uint32_t netns, const std::vector<ListenerInfo>& listeners, uint64_t ts_ns) {
-    listeners_.on_sample(netns, listeners, ts_ns);
-  }
+  void on_listener_sample(uint32_t netns, const std::vector<ListenerInfo>& listeners, uint64_t ts_ns);
   // Corrects the ports in use towards `netns`'s destinations from a
   // sock_diag dump taken at `dump_ts_ns` (Reconciler::reconcile).
   ReconcileResult reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns);
@@ -65,6 +65,11 @@ class Aggregator {
   void on_retransmit(const cs_retransmit_event& e);
   void on_accept_queue(const cs_accept_queue_event& e);
   const NetnsSettings* settings_of(uint32_t netns) const;
+  // The agent's own HTTP traffic (cfg.self), at either end.
+  bool is_self(uint32_t netns, uint16_t family, const uint8_t* addr, uint16_t port) const;
+  bool is_self(const cs_flow& f) const {
+    return is_self(f.netns, f.family, f.daddr, f.dport) || is_self(f.netns, f.family, f.saddr, f.sport);
+  }
 
   DestinationTable destinations_;
   ListenerTable listeners_;
@@ -73,6 +78,9 @@ class Aggregator {
   std::map<uint32_t, NetnsSettings> settings_;
   AgentHealth health_;
   uint64_t lost_reported_ = 0;
+  bool folding_noticed_ = false, untracked_noticed_ = false;
+  size_t top_destinations_, max_destinations_;
+  SelfEndpoint self_;
   uint64_t seq_ = 0;
   uint64_t last_end_ns_ = 0;
 };

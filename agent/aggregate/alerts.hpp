@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -17,13 +18,15 @@
 namespace connscope {
 
 struct AlertThresholds {
-  double warn_utilization = 0.70;    // ephemeral_ports_warning
-  double crit_utilization = 0.90;    // ephemeral_ports_critical
-  double port_search_p99_s = 0.001;  // port_search_slow: p99 of the interval above this
-  double retransmit_rate = 10;       // retransmit_spike: per second, at least...
-  double retransmit_factor = 3;      // ...and this many times the recent baseline
-  uint32_t fire_after = 2;           // intervals
-  uint32_t resolve_after = 5;        // intervals
+  double warn_utilization = 0.70;     // ephemeral_ports_warning
+  double crit_utilization = 0.90;     // ephemeral_ports_critical...
+  double critical_horizon_s = 30;     // ...or ports run out within this many seconds at the current rate
+  double exhaustion_horizon_s = 120;  // ephemeral_ports_exhaustion_soon: ports run out within this (at once)
+  double port_search_p99_s = 0.001;   // port_search_slow: p99 of the interval above this
+  double retransmit_rate = 10;        // retransmit_spike: per second, at least...
+  double retransmit_factor = 3;       // ...and this many times the recent baseline
+  uint32_t fire_after = 2;            // intervals
+  uint32_t resolve_after = 5;         // intervals
 };
 
 // Rule ids and their severities.
@@ -59,9 +62,10 @@ class AlertEngine {
     uint32_t false_streak = 0;
     bool firing = false;
     bool seen = false;  // condition evaluated this interval
-    Alert alert;        // the last evidence
+    Alert alert;        // the last evidence while the condition held
+    Alert now;          // this interval's numbers (what RESOLVED reports)
   };
-  void observe(const AlertRule& rule, bool condition, Alert candidate, double now);
+  void observe(bool condition, Alert candidate, double now);  // the rule is candidate.rule
 
   AlertThresholds t_;
   std::map<Key, State> states_;
@@ -70,7 +74,22 @@ class AlertEngine {
   std::vector<Alert> changed_;
 };
 
-// One readable stderr line for an alert that fired or resolved.
+// One readable stderr line for an alert that fired or resolved:
+// "connscope: 14:03:07 ALERT critical RULE SRC -> TARGET netns NAME [PROC]: SUMMARY"
+// (local time; RESOLVED lines carry the current numbers).
 std::string format_alert_line(const Alert& a);
+
+// The stderr report of each interval's alert changes: a line per alert that
+// fired or resolved, and a target's remedy once ("connscope: 14:03:07 FIX
+// TARGET netns NAME: REMEDY"), when the first alert that carries it fires,
+// and again only after all of the target's alerts resolved.
+class AlertLog {
+ public:
+  // `active`: the snapshot's alerts (firing, and resolved this interval).
+  std::vector<std::string> lines(const std::vector<Alert>& changed, const std::vector<Alert>& active);
+
+ private:
+  std::set<std::tuple<uint32_t, std::string, std::string>> remedied_;  // (netns, target, remedy)
+};
 
 }  // namespace connscope

@@ -70,49 +70,35 @@ std::string format_rate(double per_second) {
   return buf;
 }
 
-std::string exhaustion_remedy(const PortModel& m) {
-  std::string out;
-  char buf[512];
-  if (m.settings_known && !m.reuse_effective) {
-    if (m.timestamps == 0) {
-      snprintf(buf, sizeof buf,
-               "tcp_timestamps=0 turns TIME_WAIT reuse off: with net.ipv4.tcp_timestamps=1 and "
-               "net.ipv4.tcp_tw_reuse=1 the sustainable rate to this upstream rises from %s to about %s; "
-               "the current rate is %s.",
-               format_rate(m.sustainable_rate_without_reuse).c_str(),
-               format_rate(m.sustainable_rate_with_reuse).c_str(), format_rate(m.connect_rate).c_str());
-    } else {
-      snprintf(buf, sizeof buf,
-               "tcp_tw_reuse=%d%s: enabling it (sysctl -w net.ipv4.tcp_tw_reuse=1) raises the sustainable rate to "
-               "this upstream from %s to about %s; the current rate is %s.",
-               m.tw_reuse, m.tw_reuse == 2 ? " (loopback only)" : "",
-               format_rate(m.sustainable_rate_without_reuse).c_str(),
-               format_rate(m.sustainable_rate_with_reuse).c_str(), format_rate(m.connect_rate).c_str());
-    }
-    out += buf;
-  } else if (m.settings_known) {
-    snprintf(buf, sizeof buf,
-             "TIME_WAIT reuse is already on (tcp_tw_reuse=%d): the sustainable rate to this upstream is about %s and "
-             "the current rate is %s.",
-             m.tw_reuse, format_rate(m.sustainable_rate).c_str(), format_rate(m.connect_rate).c_str());
-    out += buf;
-  } else {
-    snprintf(buf, sizeof buf,
-             "The sustainable rate to this upstream is about %s without TIME_WAIT reuse; the current rate is %s "
-             "(the namespace's sysctls could not be read).",
-             format_rate(m.sustainable_rate_without_reuse).c_str(), format_rate(m.connect_rate).c_str());
-    out += buf;
+Remedy exhaustion_remedy(const PortModel& m, const std::string& exec_prefix) {
+  Remedy r;
+  auto add = [&r](const std::string& text) { r.text += (r.text.empty() ? "" : "; ") + text; };
+  auto command = [&](const std::string& cmd, const std::string& effect) {
+    r.commands.push_back(exec_prefix + cmd);
+    add("`" + r.commands.back() + "` " + effect);
+  };
+  if (!m.settings_known) {
+    add("the namespace's sysctls could not be read: without TIME_WAIT reuse this range sustains about " +
+        format_rate(m.sustainable_rate_without_reuse) + " (now " + format_rate(m.connect_rate) +
+        "); check net.ipv4.tcp_tw_reuse and net.ipv4.ip_local_port_range there");
+  } else if (!m.reuse_effective) {
+    command(m.timestamps == 0 ? "sysctl -w net.ipv4.tcp_timestamps=1 net.ipv4.tcp_tw_reuse=1"
+                              : "sysctl -w net.ipv4.tcp_tw_reuse=1",
+            "lets connect() reuse TIME_WAIT ports: sustainable " + format_rate(m.sustainable_rate_without_reuse) +
+                " -> about " + format_rate(m.sustainable_rate_with_reuse) + " (now " + format_rate(m.connect_rate) +
+                ")");
   }
-  if (m.usable_ports > 0 && m.usable_ports < 28232) {
+  constexpr uint32_t kWidestUsable = 65535 - 1024 + 1;
+  if (m.settings_known && m.usable_ports < kWidestUsable && (m.usable_ports < 28232 || m.reuse_effective)) {
+    char buf[160];
     snprintf(buf, sizeof buf,
-             " Widen net.ipv4.ip_local_port_range (now %u-%u, %u usable ports), e.g. to \"1024 65535\".", m.range_lo,
-             m.range_hi, m.usable_ports);
-    out += buf;
+             "widens the range from %u-%u (%u usable ports; keep server ports out with "
+             "net.ipv4.ip_local_reserved_ports)",
+             m.range_lo, m.range_hi, m.usable_ports);
+    command("sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"", buf);
   }
-  out +=
-      " Reuse upstream connections (HTTP keep-alive, connection pooling), spread them over more source addresses or "
-      "upstream addresses, or bind with IP_BIND_ADDRESS_NO_PORT.";
-  return out;
+  add("for good: reuse upstream connections (HTTP keep-alive, pooling) or spread them over more source addresses");
+  return r;
 }
 
 }  // namespace connscope

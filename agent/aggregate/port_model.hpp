@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "aggregate/snapshot.hpp"
 #include "host/host_settings.hpp"
@@ -36,11 +37,17 @@ bool tw_reuse_effective(const NetnsSettings& s, bool loopback);
 
 PortModel compute_port_model(const PortModelInput& in);
 
-// The remedy sentence(s) for a destination running out of ports, built from
-// the destination's actual settings and numbers, e.g. "tcp_tw_reuse=0:
-// enabling it raises the sustainable rate to this upstream from 470/s to
-// about 28232/s; the current rate is 900/s. ...".
-std::string exhaustion_remedy(const PortModel& m);
+// What to do about a destination running out of ports, built from its
+// namespace's actual settings and numbers: the commands (each prefixed with
+// `exec_prefix`, netns_exec_prefix(), so that it changes the destination's
+// own namespace) and one line that quotes them with their effect, e.g.
+// "`sysctl -w net.ipv4.tcp_tw_reuse=1` lets connect() reuse TIME_WAIT
+// ports: sustainable 470/s -> about 28232/s (now 900/s); for good: ...".
+struct Remedy {
+  std::string text;
+  std::vector<std::string> commands;
+};
+Remedy exhaustion_remedy(const PortModel& m, const std::string& exec_prefix);
 
 // "470/s", "28232/s", "1.5/s"
 std::string format_rate(double per_second);

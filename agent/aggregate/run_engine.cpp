@@ -14,7 +14,7 @@ namespace connscope {
 RunEngine::RunEngine(const EngineConfig& cfg, SnapshotFn on_snapshot)
     : cfg_(cfg),
       on_snapshot_(std::move(on_snapshot)),
-      agg_(cfg.aggregator),
+      agg_(cfg.aggregator, cfg.alerts),
       alerts_(cfg.alerts),
       interval_ns_(static_cast<uint64_t>(cfg.interval_s * 1e9)) {}
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "aggregate/histogram.hpp"
+#include "host/host_settings.hpp"
 
 namespace connscope {
 
@@ -71,7 +72,8 @@ struct PortModel {
 struct ProcessShare {
   uint32_t pid = 0;  // tgid
   std::string comm;
-  uint64_t attempts = 0;  // connect attempts this process made to the destination (since start)
+  uint64_t attempts = 0;     // connect attempts this process made to the destination (since start)
+  uint64_t port_errors = 0;  // of them, failed with EADDRNOTAVAIL/EADDRINUSE this interval
 };
 
 struct DestinationKey {
@@ -85,7 +87,7 @@ struct DestinationKey {
 
 struct DestinationStats {
   DestinationKey key;
-  bool other = false;  // the fold-over row for destinations beyond --top-destinations
+  bool other = false;  // the sum of the destinations without a row of their own (--top-destinations)
   std::string src;     // "10.0.0.1", "fd00::1" ("" for other)
   std::string dst;     // "10.0.0.2:443", "[fd00::2]:443" ("other" for other)
 
@@ -155,9 +157,12 @@ struct Alert {
   std::string target;  // dst label ("10.0.0.2:443"), listen label, or "agent"
   std::string src;     // destination alerts: the source address
   uint32_t netns = 0;
-  std::string process;                                   // "nginx (pid 812)" when the target has one
+  std::string netns_name;                                // the `ip netns` name, when it has one
+  bool in_agent_netns = false;                           // the target is in the agent's own netns
+  std::string process;                                   // "nginx (pid 812)": the process that did what the alert says
   std::string summary;                                   // one line
-  std::string remedy;                                    // one or more sentences built from the host's settings
+  std::string remedy;                                    // the target's remedy, shared by its alerts
+  std::vector<std::string> remedy_commands;              // the remedy's commands, runnable as printed
   std::vector<std::pair<std::string, double>> evidence;  // named numbers, in order
   double since = 0;                                      // unix seconds the alert started firing
   double resolved_at = 0;                                // unix seconds, when state is resolved
@@ -174,8 +179,14 @@ struct AgentHealth {
   uint64_t lost_interval = 0;                    // all types, this interval
   uint64_t map_full_total = 0;                   // BPF per-socket state updates refused
   uint64_t decode_errors_total = 0;
-  uint64_t destinations_tracked = 0;       // rows with their own slot
-  uint64_t destinations_folded_total = 0;  // destinations first seen while every slot was taken
+  uint64_t self_events_total = 0;      // records of the agent's own HTTP traffic, left out (--watch-self keeps them)
+  uint64_t destinations_tracked = 0;   // destinations in the table (--max-destinations)
+  uint64_t destinations_own_rows = 0;  // of them, with their own row (--top-destinations)
+  uint64_t destinations_folded = 0;    // of them, summed into dst="other" at the last close
+  uint64_t destinations_at_risk = 0;   // at risk at the last close (always their own row while slots last)
+  uint64_t destinations_at_risk_folded = 0;   // at risk beyond --top-destinations: summed into `other`
+  uint64_t destinations_untracked_total = 0;  // first seen while the table was full: counted only in `other`
+  double folding_since = 0;                   // unix seconds folding into `other` began (0: never)
   uint64_t listeners_folded_total = 0;
   uint64_t sockets_untracked_total = 0;  // socket table full: ports not counted
   uint64_t reconcile_runs_total = 0;
@@ -188,7 +199,7 @@ struct Snapshot {
   uint64_t seq = 0;                            // 1, 2, ... per closed interval
   double timestamp = 0;                        // unix seconds at the end of the interval
   double interval_s = 0;                       // length of the interval
-  std::vector<DestinationStats> destinations;  // slot rows by activity, then `other` (if non-empty)
+  std::vector<DestinationStats> destinations;  // own rows, at risk first, then by activity; then `other` (if used)
   std::vector<ListenerStats> listeners;
   Distribution handshake{HeatmapMetric::handshake};  // all destinations
   Distribution port_search{HeatmapMetric::port_search};
@@ -197,6 +208,8 @@ struct Snapshot {
   std::vector<Alert> alerts;                                         // firing now, and those resolved in this interval
   std::map<std::string, uint64_t> alerts_fired_total;                // by rule
   AgentHealth health;
+  std::map<uint32_t, NetnsSettings> netns_settings;  // each netns's sysctls and where to enter it
+  std::vector<std::string> notices;                  // one-time news for stderr ("folding into other began: ...")
 };
 
 }  // namespace connscope

@@ -279,8 +279,14 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
                   "HTTP address for /metrics and /api/v1/* (default 127.0.0.1:9464; [::1]:9464, :9464 for all "
                   "addresses, off to disable)");
   run->add_option("--top-destinations", engine.aggregator.top_destinations,
-                  "Destinations with their own row and labels; the rest fold into dst=\"other\" (default 256)")
+                  "Destinations with their own row, labels and histograms (about 87 series each): those at risk "
+                  "first (errors, utilization at --warn-utilization, a rate above sustainable, exhaustion within "
+                  "--exhaustion-horizon), then the busiest; the rest are summed into dst=\"other\" (default 64)")
       ->check(CLI::Range(1, 100000));
+  run->add_option("--max-destinations", engine.aggregator.max_destinations,
+                  "Destinations tracked at all (ports held, rate, errors, exhaustion model, about 2 KiB each); "
+                  "beyond, counted only in dst=\"other\" (default 16384)")
+      ->check(CLI::Range(1, 1000000));
   run->add_option("--top-listeners", engine.aggregator.top_listeners, "Listeners with their own row (default 256)")
       ->check(CLI::Range(1, 100000));
   run->add_option("--max-sockets", engine.aggregator.max_sockets,
@@ -300,6 +306,14 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   run->add_option("--crit-utilization", engine.alerts.crit_utilization,
                   "Utilization that raises ephemeral_ports_critical (default 0.90)")
       ->check(CLI::Range(0.01, 1.0));
+  run->add_option("--critical-horizon", engine.alerts.critical_horizon_s,
+                  "Seconds: ports running out within this at the current rate also raise ephemeral_ports_critical "
+                  "(default 30)")
+      ->check(CLI::Range(0.0, 86400.0));
+  run->add_option("--exhaustion-horizon", engine.alerts.exhaustion_horizon_s,
+                  "Seconds: ports running out within this at the current rate raise ephemeral_ports_exhaustion_soon "
+                  "at once (default 120)")
+      ->check(CLI::Range(0.0, 86400.0));
   run->add_option("--port-search-p99", engine.alerts.port_search_p99_s,
                   "Seconds: port-search p99 above this raises port_search_slow (default 0.001)")
       ->check(CLI::Range(1e-7, 60.0));
@@ -320,7 +334,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   std::string speed = "max";
   run->add_option("--replay-speed", speed, "recorded (real time) or max (default)")
       ->check(CLI::IsMember({"recorded", "max"}));
-  run->add_flag("-q,--quiet", r.quiet, "No alert lines on stderr");
+  run->add_flag("-q,--quiet", r.quiet, "No alert lines on stderr (counts and exports unchanged)");
+  run->add_flag("--watch-self", r.watch_self,
+                "Keep the agent's own HTTP traffic (its scrapes) in the tables; left out by default");
 
   CLI::App* record = app.add_subcommand(
       "record", "Save the raw event stream (with the namespaces' sysctls and socket census) for `run --replay`");

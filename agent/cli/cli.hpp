@@ -33,6 +33,7 @@ struct RunOptions : CaptureOptions {
   std::string replay;            // --replay FILE: no BPF, no root
   bool replay_realtime = false;  // --replay-speed recorded
   bool quiet = false;            // no alert lines on stderr
+  bool watch_self = false;       // keep the agent's own HTTP traffic in the tables
 };
 
 struct RecordOptions : CaptureOptions {

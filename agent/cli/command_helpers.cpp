@@ -1,5 +1,7 @@
 // What the live commands share: build info, the strategies as the snapshot
-// names them, and the note for a --netns inode that matches nothing yet.
+// names them, the note for a --netns inode that matches nothing yet, and
+// the agent's own HTTP endpoint as the tables leave it out.
+#include <arpa/inet.h>
 #include <sys/utsname.h>
 
 #include <cstdio>
@@ -29,6 +31,20 @@ std::string unknown_netns_note(uint32_t netns) {
   return "connscope: --netns " + std::to_string(netns) + ": no process and no /run/netns entry is in a network " +
          "namespace with this inode yet; its connections show once one is (readlink /proc/PID/ns/net gives a " +
          "process's inode)";
+}
+
+SelfEndpoint self_endpoint(const std::string& host, uint16_t port) {
+  SelfEndpoint e;
+  e.netns = current_netns_inode();
+  e.port = port;
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (inet_pton(AF_INET, h.c_str(), e.addr.data()) == 1)
+    e.family = AF_INET;
+  else if (inet_pton(AF_INET6, h.c_str(), e.addr.data()) == 1)
+    e.family = AF_INET6;
+  // A name, or an address that parses as neither: any address on the port.
+  return e;
 }
 
 void print_unknown_netns_note(uint32_t netns) {

@@ -26,6 +26,9 @@ BuildInfo build_info();  // version and `uname -r`
 // has it or there is no --netns filter.
 std::string unknown_netns_note(uint32_t netns);
 void print_unknown_netns_note(uint32_t netns);  // on stderr, when there is one
+// The agent's HTTP endpoint (--listen's host and port) in the agent's netns,
+// as the tables leave it out.
+SelfEndpoint self_endpoint(const std::string& host, uint16_t port);
 // The strategies in use, as the snapshot's health and a recording's meta name them.
 std::vector<StrategyInUse> strategies_in_use(const std::vector<FamilyChoice>& choices);
 

@@ -51,11 +51,17 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   std::unique_ptr<Publication> pub;
   if (opts.http) pub = std::make_unique<Publication>(build_info(), opts.engine.interval_s, opts.history_s);
 
-  RunEngine engine(opts.engine, [&](const Snapshot& s, const std::vector<Alert>& changed) {
+  AlertLog alert_log;
+  EngineConfig cfg = opts.engine;
+  // The agent's own scrapes are not the host's traffic (a replay has none).
+  if (opts.http && opts.replay.empty() && !opts.watch_self)
+    cfg.aggregator.self = self_endpoint(opts.listen_host, opts.listen_port);
+  RunEngine engine(cfg, [&](const Snapshot& s, const std::vector<Alert>& changed) {
     if (pub) pub->publish(s);
     if (json_lines) json_lines->write(s);
+    for (const std::string& n : s.notices) fprintf(stderr, "connscope: %s\n", n.c_str());
     if (!opts.quiet)
-      for (const Alert& a : changed) fprintf(stderr, "%s\n", format_alert_line(a).c_str());
+      for (const std::string& line : alert_log.lines(changed, s.alerts)) fprintf(stderr, "%s\n", line.c_str());
   });
 
   std::unique_ptr<HttpServer> http;

@@ -3,6 +3,7 @@
 
 #include "doctor/numbers.hpp"
 #include "doctor/rules.hpp"
+#include "host/netns.hpp"
 
 namespace connscope {
 
@@ -36,11 +37,7 @@ void evaluate_other_netns(const HostFacts& f, std::vector<Finding>* out) {
     if (s.timestamps == 0) sets += " net.ipv4.tcp_timestamps=1";
     std::string fix;
     if (!sets.empty()) {
-      constexpr std::string_view kRunNetns = "/run/netns/";
-      const std::string enter = o.path.rfind(kRunNetns, 0) == 0
-                                    ? "ip netns exec " + o.path.substr(kRunNetns.size())
-                                    : "nsenter --net=" + (o.path.empty() ? std::string("<netns file>") : o.path);
-      fix = enter + " sysctl -w";
+      fix = netns_exec_prefix(o.path, false) + "sysctl -w";
       fix += sets;
       fix +=
           " (containers: set them through the runtime, e.g. docker run --sysctl, Kubernetes "

@@ -211,8 +211,14 @@ Json health_json(const AgentHealth& h) {
   o["lost_interval"] = h.lost_interval;
   o["map_full_total"] = h.map_full_total;
   o["decode_errors_total"] = h.decode_errors_total;
+  o["self_events_total"] = h.self_events_total;
   o["destinations_tracked"] = h.destinations_tracked;
-  o["destinations_folded_total"] = h.destinations_folded_total;
+  o["destinations_own_rows"] = h.destinations_own_rows;
+  o["destinations_folded"] = h.destinations_folded;
+  o["destinations_at_risk"] = h.destinations_at_risk;
+  o["destinations_at_risk_folded"] = h.destinations_at_risk_folded;
+  o["destinations_untracked_total"] = h.destinations_untracked_total;
+  if (h.folding_since > 0) o["folding_since"] = h.folding_since;
   o["listeners_folded_total"] = h.listeners_folded_total;
   o["sockets_untracked_total"] = h.sockets_untracked_total;
   Json reconcile = Json::object();
@@ -237,9 +243,11 @@ Json alert_to_json(const Alert& a) {
   o["target"] = a.target;
   o["src"] = a.src.empty() ? Json(nullptr) : Json(a.src);
   o["netns"] = a.netns;
+  o["netns_name"] = a.netns_name.empty() ? Json(nullptr) : Json(a.netns_name);
   o["process"] = a.process.empty() ? Json(nullptr) : Json(a.process);
   o["summary"] = a.summary;
   o["remedy"] = a.remedy;
+  o["remedy_commands"] = a.remedy_commands;
   Json evidence = Json::object();
   for (const auto& [name, value] : a.evidence) evidence[name] = json_number(value);
   o["evidence"] = std::move(evidence);

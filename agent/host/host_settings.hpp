@@ -31,6 +31,11 @@ struct NetnsSettings {
   uint32_t somaxconn = 4096;     // net.core.somaxconn
   uint32_t max_syn_backlog = 0;  // net.ipv4.tcp_max_syn_backlog
   int syncookies = 1;            // net.ipv4.tcp_syncookies (0 off, 1 on overflow, 2 always)
+  // Where the settings were read, for the commands remedies print (set by
+  // the survey): the agent's own netns, or a path that enters it
+  // (/run/netns/NAME, /proc/PID/ns/net); neither when unknown (old recordings).
+  bool agent_netns = false;
+  std::string enter_path;
   bool operator==(const NetnsSettings&) const = default;
 };
 

@@ -54,6 +54,9 @@ void HostSurvey::poll_once(uint64_t now_ns) {
   std::vector<std::string> problems;
   if (cfg_.settings || cfg_.listeners || census_due) {
     std::string error;
+    // Where each netns is entered from, for the commands remedies print.
+    const uint32_t home = cfg_.settings ? current_netns_inode() : 0;
+    const std::map<uint32_t, std::string> paths = cfg_.settings ? enumerate_netns() : std::map<uint32_t, std::string>{};
     bool ok = for_each_netns(
         cfg_.netns_filter,
         [&](uint32_t netns) {
@@ -62,6 +65,8 @@ void HostSurvey::poll_once(uint64_t now_ns) {
             std::string err;
             if (auto s = read_netns_settings("/proc", &err)) {
               s->netns = netns;
+              s->agent_netns = netns == home;
+              if (auto p = paths.find(netns); p != paths.end() && !s->agent_netns) s->enter_path = p->second;
               auto it = last_settings_.find(netns);
               if (it == last_settings_.end() || it->second != *s) {
                 last_settings_[netns] = *s;

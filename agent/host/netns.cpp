@@ -66,9 +66,24 @@ std::map<uint32_t, std::string> enumerate_netns() {
     }
     ::closedir(d);
   };
-  scan("/proc", true, "/ns/net");
   scan("/run/netns", false, "");
+  scan("/proc", true, "/ns/net");
   return found;
+}
+
+namespace {
+constexpr std::string_view kRunNetns = "/run/netns/";
+}
+
+std::string netns_name(const std::string& path) {
+  if (path.rfind(kRunNetns, 0) != 0 || path.size() == kRunNetns.size()) return "";
+  return path.substr(kRunNetns.size());
+}
+
+std::string netns_exec_prefix(const std::string& path, bool own) {
+  if (own) return "";
+  if (std::string name = netns_name(path); !name.empty()) return "ip netns exec " + name + " ";
+  return "nsenter --net=" + (path.empty() ? std::string("<netns file>") : path) + " ";
 }
 
 uint32_t current_netns_inode() { return ns_inode(kThreadNetns); }

@@ -16,9 +16,18 @@ namespace connscope {
 // stat()ed (gone, or another user's process without privileges).
 uint32_t ns_inode(const std::string& path);
 
-// netns inode -> a path that opens it (the first one found: /proc/<pid>/ns/net
-// in pid order, then /run/netns/<name>).
+// netns inode -> a path that opens it: /run/netns/<name> when `ip netns`
+// named it (the name a person knows it by), else the first
+// /proc/<pid>/ns/net in pid order.
 std::map<uint32_t, std::string> enumerate_netns();
+
+// The prefix that runs a command inside the netns `path` opens, for the
+// commands remedies print: "" for the agent's own netns (own), "ip netns
+// exec NAME " for /run/netns/NAME, "nsenter --net=PATH " otherwise, and
+// "nsenter --net=<netns file> " when no path is known.
+std::string netns_exec_prefix(const std::string& path, bool own);
+// NAME for /run/netns/NAME, else "".
+std::string netns_name(const std::string& path);
 
 // Inode of the calling thread's network namespace, or 0 on failure.
 uint32_t current_netns_inode();

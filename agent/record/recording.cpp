@@ -29,7 +29,9 @@ json settings_json(const NetnsSettings& s) {
           {"max_tw_buckets", s.max_tw_buckets},
           {"somaxconn", s.somaxconn},
           {"max_syn_backlog", s.max_syn_backlog},
-          {"syncookies", s.syncookies}};
+          {"syncookies", s.syncookies},
+          {"agent_netns", s.agent_netns},
+          {"enter_path", s.enter_path}};
 }
 
 NetnsSettings settings_from_json(const json& j) {
@@ -50,6 +52,8 @@ NetnsSettings settings_from_json(const json& j) {
   s.somaxconn = j.at("somaxconn").get<uint32_t>();
   s.max_syn_backlog = j.at("max_syn_backlog").get<uint32_t>();
   s.syncookies = j.at("syncookies").get<int>();
+  s.agent_netns = j.value("agent_netns", false);  // absent in older recordings
+  s.enter_path = j.value("enter_path", std::string());
   return s;
 }
 

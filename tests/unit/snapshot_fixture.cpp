@@ -217,6 +217,7 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
   ports.remedy =
       "TIME_WAIT holds 27311 ports for 60 s; enable tcp_tw_reuse=1 (now 2: loopback only) or widen "
       "ip_local_port_range (32768-60999).";
+  ports.remedy_commands = {"sysctl -w net.ipv4.tcp_tw_reuse=1"};
   ports.evidence = {{"utilization", web.model.utilization},
                     {"in_use", 27411},
                     {"usable", 28232},
@@ -244,8 +245,10 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
       {"connect", 188609}, {"port_alloc", 188600}, {"state", 740112}, {"retransmit", 64}, {"accept_queue", 52}};
   h.lost_total = {{"state", 7}};
   h.lost_interval = 0;
-  h.destinations_tracked = 2;
-  h.destinations_folded_total = 4;
+  h.destinations_tracked = 6;
+  h.destinations_own_rows = 2;
+  h.destinations_folded = 4;
+  h.destinations_untracked_total = 1;
   h.reconcile_runs_total = 300;
   h.reconcile_corrections_total = {{"time_wait", 11}, {"connecting", 1}};
   h.strategies = {{"connect", "fentry"},

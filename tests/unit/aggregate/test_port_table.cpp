@@ -9,7 +9,7 @@ using namespace connscope;
 using namespace connscope::test;
 
 TEST_CASE("port table: states counted on the destination, TIME_WAIT expiry, the table bound") {
-  DestinationTable dests(256, 300);
+  DestinationTable dests(DestinationLimits{});
   PortTable ports(2);
   Destination* d = dests.resolve(flow("10.0.0.1", 40000, "10.0.0.2", 80), kSec);
   REQUIRE(d);

@@ -169,7 +169,8 @@ TEST_CASE("run: defaults and flags") {
   CHECK(c.run.http);
   CHECK(c.run.listen_host == "127.0.0.1");
   CHECK(c.run.listen_port == 9464);
-  CHECK(c.run.engine.aggregator.top_destinations == 256);
+  CHECK(c.run.engine.aggregator.top_destinations == 64);
+  CHECK(c.run.engine.aggregator.max_destinations == 16384);
   CHECK(c.run.engine.alerts.warn_utilization == doctest::Approx(0.70));
   CHECK(c.run.engine.alerts.crit_utilization == doctest::Approx(0.90));
   c = parse({"run", "--interval", "0.5", "--listen", "[::1]:9500", "--json-out", "-", "--netns", "4026531833",

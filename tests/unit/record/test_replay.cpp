@@ -42,7 +42,7 @@ struct Seen {
 
 }  // namespace
 
-TEST_CASE("replay: an upstream running out of ports warns before connect() fails, critical when it does") {
+TEST_CASE("replay: an upstream running out of ports warns, then goes critical, before connect() fails") {
   const std::string path = fixture("exhaustion.csrec");
   const uint32_t pid = recorded_client_pid(path);
   REQUIRE(pid != 0);
@@ -83,17 +83,28 @@ TEST_CASE("replay: an upstream running out of ports warns before connect() fails
   CHECK(warned->seq < failed->seq);
   CHECK(warned->utilization >= 0.70);
   CHECK(warned->sustainable == doctest::Approx(100.0 / 60));
+  // Time to exhaustion: the warning at once, the critical level within the
+  // critical horizon, both well before the first failure.
+  const Seen* soon = first([&](const Seen& s) { return firing(s, "ephemeral_ports_exhaustion_soon") != nullptr; });
+  const Seen* critical = first([&](const Seen& s) { return firing(s, "ephemeral_ports_critical") != nullptr; });
+  REQUIRE(soon);
+  REQUIRE(critical);
+  CHECK(soon->seq + 5 <= failed->seq);
+  CHECK(critical->seq + 5 <= failed->seq);
 
-  // The critical alert fires in the interval connect() first fails.
+  // connect_port_errors fires in the interval connect() first fails.
   const Alert* crit = firing(*failed, "connect_port_errors");
   REQUIRE(crit);
   CHECK(crit->severity == Severity::critical);
   CHECK(crit->target == "10.243.0.2:8080");
   CHECK(crit->src == "10.243.0.1");
   CHECK(crit->process == "python3 (pid " + std::to_string(pid) + ")");
-  CHECK(crit->remedy.find("tcp_tw_reuse=0") != std::string::npos);
-  CHECK(crit->remedy.find("from 1.7/s to about 100/s") != std::string::npos);
-  CHECK(crit->summary.find("EADDRNOTAVAIL") != std::string::npos);
+  // The recording predates the netns entry paths: the command enters the
+  // netns through the connecting process.
+  CHECK(crit->remedy_commands.front() ==
+        "nsenter --net=/proc/" + std::to_string(pid) + "/ns/net sysctl -w net.ipv4.tcp_tw_reuse=1");
+  CHECK(crit->remedy.find("sustainable 1.7/s -> about 100/s") != std::string::npos);
+  CHECK(crit->summary.find("EADDRNOTAVAIL (Cannot assign requested address)") != std::string::npos);
   const Alert* w = firing(*warned, "ephemeral_ports_warning");
   CHECK(w->process == crit->process);
   CHECK(w->netns == crit->netns);
@@ -124,11 +135,11 @@ TEST_CASE("the engine counts alert changes whether or not anything prints them (
   RunEngine engine(cfg, [&](const Snapshot&, const std::vector<Alert>& changed) { seen += changed.size(); });
   std::atomic<bool> stop{false};
   replay_recording(fixture("exhaustion.csrec"), false, engine, stop);
-  CHECK(seen == 4);  // warning, critical, rate, port errors: the README's replay
+  CHECK(seen == 5);  // exhaustion soon, critical, rate, warning, port errors: the README's replay
   CHECK(engine.alert_changes() == seen);
   RunEngine silent(cfg, nullptr);
   replay_recording(fixture("exhaustion.csrec"), false, silent, stop);
-  CHECK(silent.alert_changes() == 4);
+  CHECK(silent.alert_changes() == 5);
 }
 
 TEST_CASE("replay refuses what is not a recording") {
