@@ -141,6 +141,11 @@ $(BUILD)/bench_%: $(BUILD)/tests/bench/bench_%.o $(AGENT_LIB_OBJS)
 	$(call msg,LD,$@)
 	$(Q)$(CXX) -o $@ $^ -lbenchmark $(LDLIBS)
 
+# The loopback load tool: N distinct destinations at a paced rate (tests/bench/spread.c).
+$(BUILD)/spread: tests/bench/spread.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 # Micro-benchmarks of the user-space path (Google Benchmark), then the
 # agent's overhead on real connections side by side (root).
 bench: $(BENCH_BINS) $(BUILD)/connscope
