@@ -141,12 +141,20 @@ $(BUILD)/bench_%: $(BUILD)/tests/bench/bench_%.o $(AGENT_LIB_OBJS)
 	$(call msg,LD,$@)
 	$(Q)$(CXX) -o $@ $^ -lbenchmark $(LDLIBS)
 
+# The loopback load tool: N distinct destinations at a paced rate (tests/bench/spread.c).
+$(BUILD)/spread: tests/bench/spread.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 # Micro-benchmarks of the user-space path (Google Benchmark), then the
-# agent's overhead on real connections side by side (root).
-bench: $(BENCH_BINS) $(BUILD)/connscope
+# agent's overhead on real connections side by side, then its series,
+# /metrics bytes and memory for 256, 1000 and 10000 destinations (root).
+bench: $(BENCH_BINS) $(BUILD)/connscope $(BUILD)/spread
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
 	@echo "== agent overhead (tests/bench/overhead.sh)"
 	tests/bench/overhead.sh $(BUILD)
+	@echo "== series and /metrics size by destinations (tests/bench/series.sh)"
+	tests/bench/series.sh $(BUILD)
 
 test-unit: $(BUILD)/connscope-unit
 	$(BUILD)/connscope-unit
