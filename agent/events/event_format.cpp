@@ -5,9 +5,12 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 
 #include "probes/strategy.hpp"
+#include "util/clock.hpp"
 
 namespace connscope {
 
@@ -110,6 +113,16 @@ class JsonLine {
   bool first_ = true;
 };
 
+// Floor division: seconds and the non-negative remainder, before 1970 too.
+void split_ns(int64_t ns, int64_t& sec, int64_t& sub) {
+  sec = ns / 1000000000;
+  sub = ns % 1000000000;
+  if (sub < 0) {
+    sub += 1000000000;
+    --sec;
+  }
+}
+
 void header_fields(JsonLine& j, const cs_header& h) {
   Family f = family_of_type(h.type);
   Tier t = static_cast<Tier>(h.tier);
@@ -165,6 +178,34 @@ const char* accept_queue_kind(uint8_t kind) {
 }
 
 }  // namespace
+
+WallClock WallClock::from_pair(uint64_t mono_ns, double unix_s, Zone zone) {
+  return WallClock(std::llround(unix_s * 1e9) - static_cast<int64_t>(mono_ns), zone);
+}
+
+WallClock WallClock::now(Zone zone) {
+  const uint64_t mono = monotonic_now_ns();
+  return from_pair(mono, unix_now_s(), zone);
+}
+
+void WallClock::append_time_of_day(std::string& out, uint64_t ts_ns) const {
+  int64_t sec = 0, sub = 0;
+  split_ns(unix_ns(ts_ns), sec, sub);
+  if (sec != cached_second_) {
+    const auto t = static_cast<time_t>(sec);
+    tm parts{};
+    if (zone_ == Zone::utc)
+      gmtime_r(&t, &parts);
+    else
+      localtime_r(&t, &parts);
+    snprintf(cached_hms_, sizeof(cached_hms_), "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec);
+    cached_second_ = sec;
+  }
+  char ms[8];
+  snprintf(ms, sizeof(ms), ".%03d", static_cast<int>(sub / 1000000));
+  out += cached_hms_;
+  out += ms;
+}
 
 std::string errno_name(int err) {
   if (const char* name = strerrorname_np(err)) return name;
@@ -232,12 +273,12 @@ void append_event_json(std::string& out, const Event& event) {
       event);
 }
 
-void append_event_text(std::string& out, const Event& event) {
+void append_event_text(std::string& out, const Event& event, const WallClock& clock) {
   const cs_header& h = header_of(event);
-  char prefix[64];
-  snprintf(prefix, sizeof(prefix), "%llu.%09llu %-12s ", static_cast<unsigned long long>(h.ts_ns / 1000000000),
-           static_cast<unsigned long long>(h.ts_ns % 1000000000), event_type_name(h.type));
-  out += prefix;
+  clock.append_time_of_day(out, h.ts_ns);
+  char type[24];
+  snprintf(type, sizeof(type), " %-12s ", event_type_name(h.type));
+  out += type;
   auto flow_text = [&](const cs_flow& f) {
     bool v6 = f.family == AF_INET6;
     out += (v6 ? "[" : "") + format_address(f.family, f.saddr) + (v6 ? "]:" : ":") + std::to_string(f.sport);
