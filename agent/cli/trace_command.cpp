@@ -29,7 +29,7 @@ class TraceSink : public CaptureSink {
     std::string error;
     if (auto ev = decode_event(bytes, &error)) {
       if (json_)
-        append_event_json(buf_, *ev);
+        append_event_json(buf_, *ev, clock_);
       else
         append_event_text(buf_, *ev, clock_);
       events_++;
@@ -63,7 +63,7 @@ class TraceSink : public CaptureSink {
   // JSON lines carry loss records in the stream (docs/trace-json.md); the
   // text stream holds events only, its losses go to stderr.
   void loss_line(uint64_t now_ns, const LossCounters& l, bool final) {
-    if (json_) append_loss_json(buf_, l, now_ns, final);
+    if (json_) append_loss_json(buf_, l, now_ns, final, clock_);
     flush();
     if (json_ || final) return;  // text: the exit summary gives the final counts
     fprintf(stderr,

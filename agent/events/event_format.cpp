@@ -123,11 +123,21 @@ void split_ns(int64_t ns, int64_t& sec, int64_t& sub) {
   }
 }
 
-void header_fields(JsonLine& j, const cs_header& h) {
+void time_fields(JsonLine& j, uint64_t ts_ns, const WallClock& clock) {
+  j.num("ts_ns", ts_ns);
+  int64_t sec = 0, sub = 0;
+  split_ns(clock.unix_ns(ts_ns), sec, sub);
+  char buf[32];
+  const int n =
+      snprintf(buf, sizeof(buf), "%lld.%06lld", static_cast<long long>(sec), static_cast<long long>(sub / 1000));
+  j.raw("time", std::string_view(buf, static_cast<size_t>(n)));
+}
+
+void header_fields(JsonLine& j, const cs_header& h, const WallClock& clock) {
   Family f = family_of_type(h.type);
   Tier t = static_cast<Tier>(h.tier);
   j.str("type", event_type_name(h.type));
-  j.num("ts_ns", h.ts_ns);
+  time_fields(j, h.ts_ns, clock);
   // Poll-derived accept-queue records come from user space, not a BPF hook.
   bool polled = h.type == CS_EV_ACCEPT_QUEUE && (h.flags & CS_AQ_F_APPROXIMATE);
   j.str("strategy", polled ? "poll" : strategy_name(f, t));
@@ -226,9 +236,9 @@ const char* state_event_name(const cs_state_event& e) {
   return "transition";
 }
 
-void append_event_json(std::string& out, const Event& event) {
+void append_event_json(std::string& out, const Event& event, const WallClock& clock) {
   JsonLine j(out);
-  header_fields(j, header_of(event));
+  header_fields(j, header_of(event), clock);
   std::visit(
       [&](const auto& e) {
         using T = std::decay_t<decltype(e)>;
@@ -321,7 +331,7 @@ void append_event_text(std::string& out, const Event& event, const WallClock& cl
   out += '\n';
 }
 
-void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns, bool final) {
+void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns, bool final, const WallClock& clock) {
   std::string by_type = "{";
   for (uint8_t t = 0; t < CS_EV_TYPE_MAX; t++) {
     if (t > 0) by_type += ',';
@@ -330,7 +340,7 @@ void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns
   by_type += '}';
   JsonLine j(out);
   j.str("type", "loss");
-  j.num("ts_ns", ts_ns);
+  time_fields(j, ts_ns, clock);
   j.num("lost", loss.lost_total);
   j.raw("lost_by_type", by_type);
   j.num("map_full", loss.map_full);

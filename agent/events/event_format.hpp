@@ -41,9 +41,11 @@ class WallClock {
   mutable char cached_hms_[9] = {};  // "HH:MM:SS"
 };
 
-void append_event_json(std::string& out, const Event& e);
+// JSON records carry ts_ns and, from the clock, "time": unix seconds to the
+// microsecond (what a JSON double holds), e.g. 1795295047.728630.
+void append_event_json(std::string& out, const Event& e, const WallClock& clock);
 // Text lines start with the wall time of day: "14:03:07.123 connect ...".
 void append_event_text(std::string& out, const Event& e, const WallClock& clock);
-void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns, bool final);
+void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns, bool final, const WallClock& clock);
 
 }  // namespace connscope

@@ -33,7 +33,7 @@ TEST_CASE("trace renders the recorded fixture's records as the golden files say"
     const auto e = decode_event(ev->bytes, &error);
     REQUIRE_MESSAGE(e.has_value(), "record " << records << ": " << error);
     REQUIRE_MESSAGE(clock.has_value(), "the recording's meta frame comes first");
-    append_event_json(json, *e);
+    append_event_json(json, *e, *clock);
     append_event_text(text, *e, *clock);
     records++;
   }
