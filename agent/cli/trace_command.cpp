@@ -23,15 +23,15 @@ struct FileCloser {
 // Formats events into a buffer and writes it out once per ring-buffer batch.
 class TraceSink : public CaptureSink {
  public:
-  TraceSink(FILE* out, bool json) : out_(out), json_(json) { buf_.reserve(1 << 17); }
+  TraceSink(FILE* out, bool json, WallClock clock) : out_(out), json_(json), clock_(clock) { buf_.reserve(1 << 17); }
 
   void raw_event(uint64_t, std::span<const uint8_t> bytes) override {
     std::string error;
     if (auto ev = decode_event(bytes, &error)) {
       if (json_)
-        append_event_json(buf_, *ev);
+        append_event_json(buf_, *ev, clock_);
       else
-        append_event_text(buf_, *ev);
+        append_event_text(buf_, *ev, clock_);
       events_++;
       if (buf_.size() > (1 << 16)) flush();
     } else {
@@ -63,7 +63,7 @@ class TraceSink : public CaptureSink {
   // JSON lines carry loss records in the stream (docs/trace-json.md); the
   // text stream holds events only, its losses go to stderr.
   void loss_line(uint64_t now_ns, const LossCounters& l, bool final) {
-    if (json_) append_loss_json(buf_, l, now_ns, final);
+    if (json_) append_loss_json(buf_, l, now_ns, final, clock_);
     flush();
     if (json_ || final) return;  // text: the exit summary gives the final counts
     fprintf(stderr,
@@ -79,6 +79,7 @@ class TraceSink : public CaptureSink {
 
   FILE* out_;
   bool json_;
+  WallClock clock_;
   std::string buf_;
   uint64_t events_ = 0;
   uint64_t decode_errors_ = 0;
@@ -103,7 +104,8 @@ int run_trace(const CommonOptions& common, const TraceOptions& opts) {
   print_unknown_netns_note(opts.filter.netns);
   fprintf(stderr, "connscope: tracing (%s), %zu programs attached, watching %s; Ctrl-C to stop\n",
           capture.strategies_line().c_str(), capture.attached_links(), describe_filter(opts.filter).c_str());
-  TraceSink sink(out.get(), opts.json);
+  // One offset for the whole trace: event times stay in order if the system clock steps.
+  TraceSink sink(out.get(), opts.json, WallClock::now());
   capture.run(sink, stop);
   const LossCounters& final_loss = sink.final_losses();
   fprintf(stderr, "connscope: %llu events, %llu lost (ring buffer full), %llu map-full, %llu undecodable\n",

@@ -5,9 +5,12 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 
 #include "probes/strategy.hpp"
+#include "util/clock.hpp"
 
 namespace connscope {
 
@@ -110,11 +113,31 @@ class JsonLine {
   bool first_ = true;
 };
 
-void header_fields(JsonLine& j, const cs_header& h) {
+// Floor division: seconds and the non-negative remainder, before 1970 too.
+void split_ns(int64_t ns, int64_t& sec, int64_t& sub) {
+  sec = ns / 1000000000;
+  sub = ns % 1000000000;
+  if (sub < 0) {
+    sub += 1000000000;
+    --sec;
+  }
+}
+
+void time_fields(JsonLine& j, uint64_t ts_ns, const WallClock& clock) {
+  j.num("ts_ns", ts_ns);
+  int64_t sec = 0, sub = 0;
+  split_ns(clock.unix_ns(ts_ns), sec, sub);
+  char buf[32];
+  const int n =
+      snprintf(buf, sizeof(buf), "%lld.%06lld", static_cast<long long>(sec), static_cast<long long>(sub / 1000));
+  j.raw("time", std::string_view(buf, static_cast<size_t>(n)));
+}
+
+void header_fields(JsonLine& j, const cs_header& h, const WallClock& clock) {
   Family f = family_of_type(h.type);
   Tier t = static_cast<Tier>(h.tier);
   j.str("type", event_type_name(h.type));
-  j.num("ts_ns", h.ts_ns);
+  time_fields(j, h.ts_ns, clock);
   // Poll-derived accept-queue records come from user space, not a BPF hook.
   bool polled = h.type == CS_EV_ACCEPT_QUEUE && (h.flags & CS_AQ_F_APPROXIMATE);
   j.str("strategy", polled ? "poll" : strategy_name(f, t));
@@ -166,6 +189,34 @@ const char* accept_queue_kind(uint8_t kind) {
 
 }  // namespace
 
+WallClock WallClock::from_pair(uint64_t mono_ns, double unix_s, Zone zone) {
+  return WallClock(std::llround(unix_s * 1e9) - static_cast<int64_t>(mono_ns), zone);
+}
+
+WallClock WallClock::now(Zone zone) {
+  const uint64_t mono = monotonic_now_ns();
+  return from_pair(mono, unix_now_s(), zone);
+}
+
+void WallClock::append_time_of_day(std::string& out, uint64_t ts_ns) const {
+  int64_t sec = 0, sub = 0;
+  split_ns(unix_ns(ts_ns), sec, sub);
+  if (sec != cached_second_) {
+    const auto t = static_cast<time_t>(sec);
+    tm parts{};
+    if (zone_ == Zone::utc)
+      gmtime_r(&t, &parts);
+    else
+      localtime_r(&t, &parts);
+    snprintf(cached_hms_, sizeof(cached_hms_), "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec);
+    cached_second_ = sec;
+  }
+  char ms[8];
+  snprintf(ms, sizeof(ms), ".%03d", static_cast<int>(sub / 1000000));
+  out += cached_hms_;
+  out += ms;
+}
+
 std::string errno_name(int err) {
   if (const char* name = strerrorname_np(err)) return name;
   return "E" + std::to_string(err);
@@ -185,9 +236,9 @@ const char* state_event_name(const cs_state_event& e) {
   return "transition";
 }
 
-void append_event_json(std::string& out, const Event& event) {
+void append_event_json(std::string& out, const Event& event, const WallClock& clock) {
   JsonLine j(out);
-  header_fields(j, header_of(event));
+  header_fields(j, header_of(event), clock);
   std::visit(
       [&](const auto& e) {
         using T = std::decay_t<decltype(e)>;
@@ -232,12 +283,12 @@ void append_event_json(std::string& out, const Event& event) {
       event);
 }
 
-void append_event_text(std::string& out, const Event& event) {
+void append_event_text(std::string& out, const Event& event, const WallClock& clock) {
   const cs_header& h = header_of(event);
-  char prefix[64];
-  snprintf(prefix, sizeof(prefix), "%llu.%09llu %-12s ", static_cast<unsigned long long>(h.ts_ns / 1000000000),
-           static_cast<unsigned long long>(h.ts_ns % 1000000000), event_type_name(h.type));
-  out += prefix;
+  clock.append_time_of_day(out, h.ts_ns);
+  char type[24];
+  snprintf(type, sizeof(type), " %-12s ", event_type_name(h.type));
+  out += type;
   auto flow_text = [&](const cs_flow& f) {
     bool v6 = f.family == AF_INET6;
     out += (v6 ? "[" : "") + format_address(f.family, f.saddr) + (v6 ? "]:" : ":") + std::to_string(f.sport);
@@ -280,7 +331,7 @@ void append_event_text(std::string& out, const Event& event) {
   out += '\n';
 }
 
-void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns, bool final) {
+void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns, bool final, const WallClock& clock) {
   std::string by_type = "{";
   for (uint8_t t = 0; t < CS_EV_TYPE_MAX; t++) {
     if (t > 0) by_type += ',';
@@ -289,7 +340,7 @@ void append_loss_json(std::string& out, const LossCounters& loss, uint64_t ts_ns
   by_type += '}';
   JsonLine j(out);
   j.str("type", "loss");
-  j.num("ts_ns", ts_ns);
+  time_fields(j, ts_ns, clock);
   j.num("lost", loss.lost_total);
   j.raw("lost_by_type", by_type);
   j.num("map_full", loss.map_full);

@@ -87,25 +87,36 @@ void HeatmapHistory::add_cells(Frame& f, uint32_t scope, const Distribution& d) 
   }
 }
 
-void HeatmapHistory::release_if_unused(uint32_t id) {
-  ScopeEntry& e = scopes_[id];
-  if (e.refs != 0) return;
-  scope_index_.erase(e.key);
-  e.key = {};
-  free_scopes_.push_back(id);
+// Cells only: a name outlives its last cell while its row stays recent
+// (release_unseen decides).
+void HeatmapHistory::drop(const Frame& f) {
+  for (const Cell& c : f.cells) --scopes_[c.scope].refs;
 }
 
-void HeatmapHistory::drop(const Frame& f) {
-  for (const Cell& c : f.cells) {
-    --scopes_[c.scope].refs;
-    release_if_unused(c.scope);
+void HeatmapHistory::release_unseen(double horizon) {
+  for (auto it = scope_index_.begin(); it != scope_index_.end();) {
+    ScopeEntry& e = scopes_[it->second];
+    if (e.refs != 0 || e.last_seen > horizon) {
+      ++it;
+      continue;
+    }
+    free_scopes_.push_back(it->second);
+    e = ScopeEntry{};
+    it = scope_index_.erase(it);
   }
 }
 
 void HeatmapHistory::add(const Snapshot& s) {
-  while (!frames_.empty() && frames_.back().timestamp >= s.timestamp) {
-    drop(frames_.back());
-    frames_.pop_back();
+  if (!frames_.empty() && frames_.back().timestamp >= s.timestamp) {
+    while (!frames_.empty() && frames_.back().timestamp >= s.timestamp) {
+      drop(frames_.back());
+      frames_.pop_back();
+    }
+    // Rows last seen in a dropped frame count as seen in the newest frame
+    // left (when they were seen before that is not kept): at worst such a
+    // row stays known a little longer. With no frame left they go.
+    const double newest = frames_.empty() ? -std::numeric_limits<double>::infinity() : frames_.back().timestamp;
+    for (const auto& [key, id] : scope_index_) scopes_[id].last_seen = std::min(scopes_[id].last_seen, newest);
   }
 
   Frame f;
@@ -118,27 +129,27 @@ void HeatmapHistory::add(const Snapshot& s) {
     const size_t n = std::min(counts.size(), heatmap_layout(d->metric).size());
     std::copy_n(counts.begin(), n, f.overall.begin() + static_cast<std::ptrdiff_t>(base));
   }
+  // Every row is interned, idle ones too, so a query can tell an idle
+  // destination (zero rows) from one never seen (404).
   for (const auto& dest : s.destinations) {
-    if (dest.handshake.interval.count() == 0 && dest.port_search.interval.count() == 0 &&
-        dest.connect_syscall.interval.count() == 0)
-      continue;
     const uint32_t id = intern(false, dest.key.netns, dest.src, dest.dst);
+    scopes_[id].last_seen = s.timestamp;
     for (const Distribution* d : {&dest.handshake, &dest.port_search, &dest.connect_syscall}) add_cells(f, id, *d);
-    release_if_unused(id);
   }
   for (const auto& l : s.listeners) {
-    if (l.fill.interval.count() == 0) continue;
     const uint32_t id = intern(true, l.key.netns, "", l.listen);
+    scopes_[id].last_seen = s.timestamp;
     add_cells(f, id, l.fill);
-    release_if_unused(id);
   }
   f.cells.shrink_to_fit();
   frames_.push_back(std::move(f));
 
-  while (!frames_.empty() && frames_.front().timestamp <= s.timestamp - retention_s_) {
+  const double horizon = s.timestamp - retention_s_;
+  while (!frames_.empty() && frames_.front().timestamp <= horizon) {
     drop(frames_.front());
     frames_.pop_front();
   }
+  release_unseen(horizon);
 }
 
 HeatmapRows HeatmapHistory::collect(HeatmapMetric m, double window_s, const HeatmapScope& scope) const {
@@ -147,6 +158,8 @@ HeatmapRows HeatmapHistory::collect(HeatmapMetric m, double window_s, const Heat
   const size_t width = layout.size();
   rows.labels.reserve(width);
   for (size_t b = 0; b < width; ++b) rows.labels.push_back(layout.label(b));
+  const bool sparse = scope.kind != HeatmapScope::Kind::overall;
+  rows.seen = !sparse;
   if (frames_.empty() || !(window_s > 0)) return rows;
 
   const double from = frames_.back().timestamp - window_s;
@@ -158,16 +171,17 @@ HeatmapRows HeatmapHistory::collect(HeatmapMetric m, double window_s, const Heat
 
   // Scope ids this query sums (sorted); an overall query reads the dense frames.
   std::vector<uint32_t> ids;
-  const bool sparse = scope.kind != HeatmapScope::Kind::overall;
-  if (sparse && heatmap_scope_has_metric(scope.kind, m)) {
+  if (sparse) {
     const bool listener = scope.kind == HeatmapScope::Kind::listener;
     for (const auto& [key, id] : scope_index_) {
       const auto& [is_listener, netns, src, label] = key;
       if (is_listener != listener || label != scope.label) continue;
       if (scope.netns && *scope.netns != netns) continue;
       if (!listener && scope.src && *scope.src != src) continue;
+      if (scopes_[id].last_seen > from) rows.seen = true;
       ids.push_back(id);
     }
+    if (!heatmap_scope_has_metric(scope.kind, m)) ids.clear();
     std::sort(ids.begin(), ids.end());
   }
   const auto metric = static_cast<uint8_t>(metric_index(m));

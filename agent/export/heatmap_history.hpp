@@ -6,8 +6,10 @@
 // Storage per interval: the overall frame of every metric (dense, ~640 bytes)
 // and, sparsely, the non-zero buckets of each destination's latency frames and
 // each listener's fill frame (12 bytes per non-zero bucket). Scope names are
-// interned and reference-counted, so memory is bounded by what the retained
-// frames hold. Dropping old frames is O(1) amortized (deque pop_front).
+// interned and kept while a retained frame holds a bucket of theirs or their
+// row was in a snapshot within the retention (idle rows are known, not
+// stored per frame), so memory is bounded by the retention. Dropping old
+// frames is O(1) amortized (deque pop_front), plus one pass over the names.
 // Not thread-safe: Publication serializes access.
 #pragma once
 
@@ -55,6 +57,9 @@ struct HeatmapRows {
   std::vector<std::string> labels;  // the layout's bucket labels, "+Inf" last
   std::vector<int64_t> times_ms;
   std::vector<uint64_t> counts;
+  // The scope's row was in a snapshot within the window (the newest one
+  // included), idle or not. Always true for the overall scope.
+  bool seen = true;
 };
 nlohmann::ordered_json heatmap_rows_json(const HeatmapRows& rows);
 
@@ -69,7 +74,8 @@ class HeatmapHistory {
   void add(const Snapshot& s);
 
   // Rows for the frames with timestamp > newest - window_s. A scope that has
-  // no frame in an interval, or no frames for the metric at all, gives zero rows.
+  // no frame in an interval, or no frames for the metric at all, gives zero
+  // rows; rows.seen says whether it existed in the window at all.
   HeatmapRows collect(HeatmapMetric m, double window_s, const HeatmapScope& scope) const;
   nlohmann::ordered_json rows(HeatmapMetric m, double window_s, const HeatmapScope& scope) const {
     return heatmap_rows_json(collect(m, window_s, scope));
@@ -95,13 +101,14 @@ class HeatmapHistory {
   using ScopeKey = std::tuple<bool, uint32_t, std::string, std::string>;
   struct ScopeEntry {
     ScopeKey key;
-    uint64_t refs = 0;
+    uint64_t refs = 0;     // cells in retained frames
+    double last_seen = 0;  // timestamp of the newest snapshot that had the row
   };
 
   uint32_t intern(bool listener, uint32_t netns, const std::string& src, const std::string& label);
   void add_cells(Frame& f, uint32_t scope, const Distribution& d);
-  void release_if_unused(uint32_t id);
   void drop(const Frame& f);
+  void release_unseen(double horizon);
 
   double retention_s_;
   std::deque<Frame> frames_;

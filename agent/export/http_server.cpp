@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -102,6 +103,33 @@ std::optional<uint32_t> parse_u32(const std::string& s) {
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
   return v;
+}
+
+// "5m", "1h", "90s", "1.5s", "500ms": how a window reads in a message.
+std::string duration_text(double s) {
+  char buf[32];
+  if (s >= 60 && std::fmod(s, 86400) == 0)
+    std::snprintf(buf, sizeof(buf), "%.0fd", s / 86400);
+  else if (s >= 60 && std::fmod(s, 3600) == 0)
+    std::snprintf(buf, sizeof(buf), "%.0fh", s / 3600);
+  else if (s >= 60 && std::fmod(s, 60) == 0)
+    std::snprintf(buf, sizeof(buf), "%.0fm", s / 60);
+  else if (s < 1)
+    std::snprintf(buf, sizeof(buf), "%gms", s * 1000);
+  else
+    std::snprintf(buf, sizeof(buf), "%gs", s);
+  return buf;
+}
+
+// The 404 message for a destination or listener no snapshot in the window had.
+std::string scope_not_found(const HeatmapQuery& q) {
+  const bool listener = q.scope.kind == HeatmapScope::Kind::listener;
+  std::string where = "netns " + (q.scope.netns ? std::to_string(*q.scope.netns) : std::string("any"));
+  if (q.scope.src) where += ", src " + *q.scope.src;
+  const char* what = listener ? "listener" : "destination";
+  const char* field = listener ? "listeners" : "destinations";
+  return std::string("no ") + what + " " + q.scope.label + " (" + where + ") in the last " + duration_text(q.window_s) +
+         ": see " + field + " in /api/v1/snapshot for the known ones";
 }
 
 void cors(httplib::Response& res) { res.set_header("Access-Control-Allow-Origin", "*"); }
@@ -317,6 +345,11 @@ void HttpServer::routes() {
       return;
     }
     const HeatmapRows rows = pub.heatmap(query.metric, query.window_s, query.scope);
+    if (!rows.seen) {
+      res.status = 404;
+      res.set_content(error_body(scope_not_found(query)), kJsonType);
+      return;
+    }
     res.set_content(dump_json(heatmap_rows_json(rows)), kJsonType);
   });
 

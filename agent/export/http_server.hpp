@@ -2,7 +2,8 @@
 //   /metrics            Prometheus text 0.0.4 (docs/metrics.md)
 //   /api/v1/snapshot    the last interval's JSON (docs/run-json.md)
 //   /api/v1/alerts      firing alerts and those resolved in the last interval
-//   /api/v1/heatmap     heatmap rows for Grafana's Infinity data source
+//   /api/v1/heatmap     heatmap rows for Grafana's Infinity data source; 404
+//                       for a dst/listen no snapshot in the window had
 //   /healthz            200 "ok" while intervals keep closing, else 503
 //   /                   a plain-text index
 // Publication holds what the endpoints serve, rendered once per interval by

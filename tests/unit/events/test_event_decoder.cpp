@@ -58,7 +58,7 @@ void flow4(Bytes& r, size_t at, uint16_t sport, uint16_t dport, uint32_t netns) 
 
 nlohmann::json to_json(const Event& e) {
   std::string out;
-  append_event_json(out, e);
+  append_event_json(out, e, WallClock(0, WallClock::Zone::utc));
   REQUIRE(out.back() == '\n');
   return nlohmann::json::parse(out);
 }
@@ -220,11 +220,12 @@ TEST_CASE("loss record") {
   l.lost_by_type[CS_EV_STATE] = 5;
   l.map_full = 2;
   std::string out;
-  append_loss_json(out, l, 10, true);
+  append_loss_json(out, l, 10, true, WallClock(1795295007'000000000, WallClock::Zone::utc));
   auto j = nlohmann::json::parse(out);
   CHECK(j["type"] == "loss");
   CHECK(j["lost"] == 5);
   CHECK(j["lost_by_type"]["state"] == 5);
   CHECK(j["map_full"] == 2);
   CHECK(j["final"] == true);
+  CHECK(out.find("\"ts_ns\":10,\"time\":1795295007.000000,") != std::string::npos);
 }

@@ -32,7 +32,7 @@ TEST_CASE("heatmap history keeps frames for the retention and drops older ones")
   CHECK(r.times_ms.front() == static_cast<int64_t>((kT0 + 20) * 1000));
   CHECK(r.times_ms.back() == static_cast<int64_t>((kT0 + 29) * 1000));
   // Interned scope names go with the frames that used them.
-  CHECK(h.scope_count() == 4);  // 3 destination rows + 1 listener
+  CHECK(h.scope_count() == 5);  // 3 destination rows + 2 listener rows
 }
 
 TEST_CASE("heatmap rows: window, oldest first, unix ms, all buckets present") {
@@ -116,6 +116,51 @@ TEST_CASE("heatmap scopes: destination by dst / netns / src, listener, zero-fill
   // A destination label does not match a listener of the same text.
   r = h.collect(HeatmapMetric::accept_queue_fill, 60, HeatmapScope::listener("10.0.0.2:443"));
   CHECK(row(r, 0) == zeros(HeatmapMetric::accept_queue_fill));
+  CHECK_FALSE(r.seen);
+}
+
+TEST_CASE("heatmap rows say whether the scope's row was in a snapshot in the window, idle or not") {
+  HeatmapHistory h(3600);
+  Snapshot a = make_fixture_snapshot(1, kT0);
+  a.destinations[0].dst = "10.9.9.9:80";  // only in the first snapshot
+  Snapshot b = make_fixture_snapshot(2, kT0 + 10);
+  b.destinations[1].handshake.interval.clear();  // [fd00::2]:8443 idle
+  b.destinations[1].port_search.interval.clear();
+  b.destinations[1].connect_syscall.interval.clear();
+  h.add(a);
+  h.add(b);
+
+  const auto seen = [&](double window, const HeatmapScope& scope) {
+    return h.collect(HeatmapMetric::handshake, window, scope).seen;
+  };
+  CHECK(seen(60, HeatmapScope::overall()));
+  CHECK(seen(60, HeatmapScope::destination("10.9.9.9:80")));
+  CHECK_FALSE(seen(5, HeatmapScope::destination("10.9.9.9:80")));                     // before the window
+  CHECK(seen(5, HeatmapScope::destination("[fd00::2]:8443", kAppNetns, "fd00::1")));  // idle: known, zero rows
+  CHECK(h.collect(HeatmapMetric::handshake, 5, HeatmapScope::destination("[fd00::2]:8443")).counts ==
+        zeros(HeatmapMetric::handshake));
+  CHECK_FALSE(seen(5, HeatmapScope::destination("[fd00::2]:8443", kHostNetns)));
+  CHECK_FALSE(seen(5, HeatmapScope::destination("[fd00::2]:8443", std::nullopt, "fd00::9")));
+  CHECK(seen(5, HeatmapScope::destination("other")));
+  CHECK_FALSE(seen(60, HeatmapScope::destination("10.0.0.3:443")));
+  // The unattributed listener's fill is empty: still a known row.
+  CHECK(h.collect(HeatmapMetric::accept_queue_fill, 5, HeatmapScope::listener("unattributed")).seen);
+  CHECK(h.collect(HeatmapMetric::accept_queue_fill, 5, HeatmapScope::listener("0.0.0.0:8080", kHostNetns)).seen);
+  CHECK_FALSE(h.collect(HeatmapMetric::accept_queue_fill, 5, HeatmapScope::listener("0.0.0.0:9999")).seen);
+  CHECK_FALSE(HeatmapHistory(60).collect(HeatmapMetric::handshake, 60, HeatmapScope::destination("other")).seen);
+
+  // A replay restarting before every frame forgets the rows of the old run;
+  // a partial step back keeps them known as of the newest frame left.
+  HeatmapHistory r(3600);
+  Snapshot old = make_fixture_snapshot(1, kT0);
+  old.destinations[0].dst = "10.9.9.9:80";
+  r.add(old);
+  r.add(make_fixture_snapshot(2, kT0 + 10));
+  r.add(make_fixture_snapshot(3, kT0 + 5));
+  CHECK(r.collect(HeatmapMetric::handshake, 60, HeatmapScope::destination("10.9.9.9:80")).seen);
+  r.add(make_fixture_snapshot(4, kT0 - 100));
+  CHECK_FALSE(r.collect(HeatmapMetric::handshake, 60, HeatmapScope::destination("10.9.9.9:80")).seen);
+  CHECK(r.scope_count() == 5);
 }
 
 TEST_CASE("heatmap history frees scope names with their last frame and handles a clock step back") {
@@ -123,10 +168,10 @@ TEST_CASE("heatmap history frees scope names with their last frame and handles a
   Snapshot first = make_fixture_snapshot(1, kT0);
   first.destinations[0].dst = "10.9.9.9:80";  // only in the first frame
   h.add(first);
-  CHECK(h.scope_count() == 4);
+  CHECK(h.scope_count() == 5);
   for (int i = 1; i <= 5; ++i) h.add(make_fixture_snapshot(i + 1, kT0 + i));
   CHECK(h.frame_count() == 5);
-  CHECK(h.scope_count() == 4);  // 10.9.9.9:80 gone, 10.0.0.2:443 in
+  CHECK(h.scope_count() == 5);  // 10.9.9.9:80 gone, 10.0.0.2:443 in
   CHECK(h.collect(HeatmapMetric::handshake, 60, HeatmapScope::destination("10.9.9.9:80")).counts ==
         std::vector<uint64_t>(5 * heatmap_layout(HeatmapMetric::handshake).size(), 0));
 

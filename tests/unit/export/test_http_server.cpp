@@ -222,6 +222,68 @@ TEST_CASE("bad heatmap queries get 400 with a message naming the parameter") {
   }
 }
 
+TEST_CASE("a heatmap for a destination or listener no snapshot in the window had is 404, naming where to look") {
+  Publication pub(kBuild, 1.0, 3600);
+  HttpServer server(pub, "127.0.0.1", 0);
+  httplib::Client cli("127.0.0.1", server.port());
+
+  // Nothing published yet: nothing is known.
+  auto r = cli.Get("/api/v1/heatmap?metric=handshake&dst=other");
+  REQUIRE(r);
+  CHECK(r->status == 404);
+
+  Snapshot old = make_fixture_snapshot(1, kFixtureTimestamp - 600);
+  old.destinations[0].dst = "10.9.9.9:80";  // ten minutes ago, then gone
+  pub.publish(old);
+  Snapshot now = make_fixture_snapshot(2, kFixtureTimestamp);
+  now.destinations[1].handshake.interval.clear();  // [fd00::2]:8443 idle now
+  pub.publish(now);
+
+  const std::vector<std::pair<std::string, std::string>> missing = {
+      {"?metric=handshake&dst=10.9.9.9:80",
+       "no destination 10.9.9.9:80 (netns any) in the last 5m: see destinations in /api/v1/snapshot for the known "
+       "ones"},
+      {"?metric=port_search&dst=10.0.0.2:443&netns=4026532177&src=10.0.0.1&window=1h",
+       "no destination 10.0.0.2:443 (netns 4026532177, src 10.0.0.1) in the last 1h: see destinations in "
+       "/api/v1/snapshot for the known ones"},
+      {"?metric=accept_queue_fill&listen=0.0.0.0:9999&window=90",
+       "no listener 0.0.0.0:9999 (netns any) in the last 90s: see listeners in /api/v1/snapshot for the known ones"},
+      {"?metric=accept_queue_fill&listen=0.0.0.0:8080&netns=1&window=500ms",
+       "no listener 0.0.0.0:8080 (netns 1) in the last 500ms: see listeners in /api/v1/snapshot for the known ones"},
+  };
+  for (const auto& [query, message] : missing) {
+    r = cli.Get(("/api/v1/heatmap" + query).c_str());
+    REQUIRE(r);
+    CHECK_MESSAGE(r->status == 404, query);
+    CHECK(header(r, "Content-Type") == "application/json");
+    CHECK(header(r, "Access-Control-Allow-Origin") == "*");
+    CHECK_MESSAGE(r->body == "{\"error\":\"" + message + "\"}", query);
+  }
+  r = cli.Get("/api/v1/heatmap?metric=handshake&dst=10.9.9.9:80");
+  REQUIRE(r);
+  CHECK(r->body ==
+        "{\"error\":\"no destination 10.9.9.9:80 (netns any) in the last 5m: see destinations in /api/v1/snapshot for "
+        "the known ones\"}");
+
+  // Known: in a snapshot in the window (10.9.9.9:80 within 20m), idle in the
+  // latest ([fd00::2]:8443: zero rows), the `other` row, the unattributed listener.
+  for (const char* query :
+       {"?metric=handshake&dst=10.9.9.9:80&window=20m", "?metric=handshake&dst=%5Bfd00::2%5D:8443",
+        "?metric=connect_syscall&dst=other&netns=0", "?metric=accept_queue_fill&listen=unattributed",
+        "?metric=accept_queue_fill&listen=0.0.0.0:8080&netns=4026531840"}) {
+    r = cli.Get((std::string("/api/v1/heatmap") + query).c_str());
+    REQUIRE(r);
+    CHECK_MESSAGE(r->status == 200, query);
+    CHECK_MESSAGE(json_of(r).is_array(), query);
+  }
+  r = cli.Get("/api/v1/heatmap?metric=handshake&dst=%5Bfd00::2%5D:8443");
+  REQUIRE(r);
+  const auto j = json_of(r);
+  REQUIRE(j.size() == 1);
+  for (const auto& [k, v] : j[0].items())
+    if (k != "time") CHECK(v == 0);
+}
+
 TEST_CASE("binding an occupied port fails with one line naming the address and the fix") {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
@@ -281,9 +343,10 @@ TEST_CASE("the server stops promptly with a keep-alive client connected, and ser
 TEST_CASE("publishing while clients read") {
   Publication pub(kBuild, 1.0, 30);
   HttpServer server(pub, "127.0.0.1", 0);
+  pub.publish(make_fixture_snapshot(1, kFixtureTimestamp));  // 10.0.0.2:443 known before the first read
   std::atomic<bool> done{false};
   std::thread publisher([&] {
-    for (int i = 0; i < 60; ++i) pub.publish(make_fixture_snapshot(i + 1, kFixtureTimestamp + i));
+    for (int i = 1; i < 60; ++i) pub.publish(make_fixture_snapshot(i + 1, kFixtureTimestamp + i));
     done = true;
   });
   httplib::Client cli("127.0.0.1", server.port());
