@@ -108,8 +108,11 @@ std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const 
       if (!l.has_drops) continue;
       auto was = std::find_if(prev_listeners->begin(), prev_listeners->end(),
                               [&](const ListenerInfo& p) { return p.has_drops && same_listener(p, l); });
-      if (was == prev_listeners->end() || l.drops <= was->drops) continue;
-      uint64_t grown = l.drops - was->drops;
+      // A listener the last poll did not list is new since then: its
+      // sk_drops started at 0 when the socket was created.
+      const uint64_t before = was == prev_listeners->end() ? 0 : was->drops;
+      if (l.drops <= before) continue;
+      uint64_t grown = l.drops - before;
       const uint64_t o = std::min(grown, overflows);
       push_counted(&out, listener_record(base, CS_AQ_OVERFLOW, &l), o);
       overflows -= o;
@@ -120,11 +123,18 @@ std::vector<cs_accept_queue_event> attribute_listen_drops(uint32_t netns, const 
     }
   }
 
-  // What the counters could not place: blame the listeners that are full now.
+  // What the counters could not place: blame the listeners that are full
+  // now; if none is, the ones that were full at the last poll and have
+  // closed since (the overflows happened before they went away).
   if (overflows > 0) {
     std::vector<const ListenerInfo*> full;
     for (const ListenerInfo& l : listeners)
       if (listener_is_full(l)) full.push_back(&l);
+    if (full.empty() && prev_listeners)
+      for (const ListenerInfo& p : *prev_listeners)
+        if (listener_is_full(p) && std::none_of(listeners.begin(), listeners.end(),
+                                                [&](const ListenerInfo& l) { return same_listener(p, l); }))
+          full.push_back(&p);
     if (full.empty()) {
       push_counted(&out, listener_record(base, CS_AQ_OVERFLOW, nullptr), overflows);
     } else {

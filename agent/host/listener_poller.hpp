@@ -56,7 +56,11 @@ inline bool listener_is_full(const ListenerInfo& l) { return l.queue_len > l.max
 //  - CS_AQ_OVERFLOW, count = ListenOverflows delta, split over the full
 //    listeners (input order; the first ones get the remainder; records of
 //    count 0 are left out) so the counts sum to the delta exactly; one
-//    unattributed record (family 0, port 0) if no listener is full.
+//    unattributed record (family 0, port 0) if no listener is full. With
+//    prev_listeners: listeners whose own drop counter grew get up to that
+//    growth first (a listener absent from prev_listeners is new and counts
+//    from 0), and a listener full at the last poll that has closed since
+//    stands in for "full now" when nothing is.
 //  - CS_AQ_DROP, count = ListenDrops delta - ListenOverflows delta when
 //    positive (every overflow is also a listen drop), unattributed.
 //  - Nothing when either counter went backwards (reset / netns inode reuse).

@@ -307,3 +307,28 @@ TEST_CASE("overflows go to the listener whose own drop counter grew, even when i
   CHECK(total(recs, CS_AQ_DROP) == 3);
   for (const auto& r : recs) CHECK(r.flow.sport == 8080);
 }
+
+TEST_CASE("a listener new since the last poll counts its drops from 0") {
+  ListenerInfo fresh = listener_v4("10.0.0.2", 8092, 1, 1);  // not full at the poll
+  fresh.drops = 4;
+  fresh.has_drops = true;
+  const std::vector<ListenerInfo> prev = {};  // the netns was seen, the listener was not there yet
+  auto recs = attribute_listen_drops(kNetns, {10, 10}, {14, 14}, {fresh}, kTs, &prev);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].flow.sport == 8092);
+  CHECK(recs[0].count == 4);
+}
+
+TEST_CASE("overflows after a full listener closed go to it, not to unattributed") {
+  const std::vector<ListenerInfo> prev = {listener_v4("10.0.0.2", 8092, 2, 1), listener_v4("0.0.0.0", 22, 0, 128)};
+  const std::vector<ListenerInfo> now = {listener_v4("0.0.0.0", 22, 0, 128)};
+  auto recs = attribute_listen_drops(kNetns, {10, 10}, {13, 13}, now, kTs, &prev);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].flow.sport == 8092);
+  CHECK(recs[0].count == 3);
+  // Still open and no longer full: not blamed for what it cannot explain.
+  const std::vector<ListenerInfo> drained = {listener_v4("10.0.0.2", 8092, 0, 1)};
+  auto un = attribute_listen_drops(kNetns, {10, 10}, {13, 13}, drained, kTs, &prev);
+  REQUIRE(un.size() == 1);
+  CHECK(un[0].flow.sport == 0);
+}
