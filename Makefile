@@ -159,7 +159,7 @@ bench: $(BENCH_BINS) $(BUILD)/connscope $(BUILD)/spread
 test-unit: $(BUILD)/connscope-unit
 	$(BUILD)/connscope-unit
 
-test-host: $(BUILD)/connscope $(BUILD)/connscope-itest
+test-host: $(BUILD)/connscope $(BUILD)/connscope-itest $(BUILD)/spread
 	@if [ "$$(id -u)" != 0 ]; then echo "make test-host: needs root (BPF, network namespaces): sudo make test-host" >&2; exit 1; fi
 	CONNSCOPE_AGENT=$(abspath $(BUILD)/connscope) $(BUILD)/connscope-itest
 

@@ -384,7 +384,12 @@ std::vector<std::string> AlertLog::lines(const std::vector<Alert>& changed, cons
   for (const Alert& a : changed) {
     out.push_back(format_alert_line(a));
     if (a.state != AlertState::firing || a.remedy.empty()) continue;
-    if (remedied_.insert({a.netns, a.target, a.remedy}).second)
+    // The commands say what the fix is; the text also carries the current
+    // rate, which must not print the same fix again a second later.
+    std::string key;
+    for (const std::string& c : a.remedy_commands) key += c + "\n";
+    if (key.empty()) key = a.remedy;
+    if (remedied_.insert({a.netns, a.target, key}).second)
       out.push_back("connscope: " + clock_text(a.since) + " FIX " + a.target + netns_text(a) + ": " + a.remedy);
   }
   // A target with nothing firing any more gets its remedy again next time.

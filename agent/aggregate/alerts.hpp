@@ -89,7 +89,7 @@ class AlertLog {
   std::vector<std::string> lines(const std::vector<Alert>& changed, const std::vector<Alert>& active);
 
  private:
-  std::set<std::tuple<uint32_t, std::string, std::string>> remedied_;  // (netns, target, remedy)
+  std::set<std::tuple<uint32_t, std::string, std::string>> remedied_;  // (netns, target, remedy_key)
 };
 
 }  // namespace connscope

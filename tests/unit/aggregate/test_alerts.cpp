@@ -323,6 +323,32 @@ TEST_CASE(
           "23.0 s, now: no connect() failed for want of a port; 5 % of the ports in use (5 of 100: 0 connecting, 0 "
           "open, 5 TIME_WAIT)"));
 
+  // Another rule of the same target a second later, at another rate (the
+  // remedy's text changes with it, its commands do not): no second FIX.
+  {
+    AlertEngine e2(t);
+    AlertLog log2;
+    DestinationStats slow = d;
+    slow.model.utilization = 0.5;
+    slow.errors.clear();
+    slow.processes.front().port_errors = 0;
+    slow.model.time_to_exhaustion_s = 60;
+    slow.model.connect_rate = 14;
+    Snapshot a = snap(t0, {slow});
+    a.netns_settings = s1.netns_settings;
+    std::vector<std::string> first = log2.lines(e2.evaluate(a), a.alerts);
+    Snapshot b = snap(t0 + 1, {d});
+    b.netns_settings = s1.netns_settings;
+    std::vector<std::string> second = log2.lines(e2.evaluate(b), b.alerts);
+    auto fixes = [](const std::vector<std::string>& v) {
+      return std::count_if(v.begin(), v.end(),
+                           [](const std::string& l) { return l.find(" FIX ") != std::string::npos; });
+    };
+    CHECK(fixes(first) == 1);
+    CHECK(second.size() >= 2);
+    CHECK(fixes(second) == 0);
+  }
+
   // Firing again later: the remedy is printed again, once.
   Snapshot s3 = snap(t0 + 60, {d});
   s3.netns_settings = s1.netns_settings;
