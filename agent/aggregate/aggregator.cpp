@@ -214,14 +214,13 @@ void Aggregator::on_losses(const LossCounters& totals) {
   lost_reported_ = std::max(lost_reported_, totals.lost_total);
 }
 
-ReconcileResult Aggregator::reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns) {
-  if (self_.port == 0) return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns);
-  std::vector<SocketRecord> kept;
-  kept.reserve(sockets.size());
-  for (const SocketRecord& r : sockets)
-    if (!is_self(netns, r.family, r.daddr.data(), r.dport) && !is_self(netns, r.family, r.saddr.data(), r.sport))
-      kept.push_back(r);
-  return reconciler_.reconcile(netns, settings_of(netns), kept, dump_ts_ns);
+ReconcileResult Aggregator::reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns,
+                                      PortSpan local_ports) {
+  if (self_.port == 0) return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns, local_ports);
+  auto skip = [&](const SocketRecord& r) {
+    return is_self(netns, r.family, r.daddr.data(), r.dport) || is_self(netns, r.family, r.saddr.data(), r.sport);
+  };
+  return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns, local_ports, skip);
 }
 
 Snapshot Aggregator::close_interval(uint64_t end_ns, double end_unix_s) {

@@ -9,7 +9,7 @@
 namespace connscope {
 
 ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, const std::vector<SocketRecord>& sockets,
-                                      uint64_t dump_ts) {
+                                      uint64_t dump_ts, PortSpan local_ports, const Skip& skip) {
   ReconcileResult r;
   for (const SocketRecord& s : sockets)
     if (s.state == CS_TCP_LISTEN) listeners_.add_listen_port(netns, s.sport);
@@ -23,6 +23,7 @@ ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, c
     if (s.state == CS_TCP_LISTEN || s.state == CS_TCP_SYN_RECV || s.state == CS_TCP_CLOSE || s.state == 0 ||
         s.state > CS_TCP_CLOSING)
       continue;
+    if (skip && skip(s)) continue;
     const PortState ps = s.state == CS_TCP_SYN_SENT    ? PortState::connecting
                          : s.state == CS_TCP_TIME_WAIT ? PortState::time_wait
                                                        : PortState::open;
@@ -57,7 +58,8 @@ ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, c
     }
   }
   ports_.erase_if([&](const SockKey& key, const SockEntry& e) {
-    if (key.netns != netns || e.updated_ns > dump_ts || seen.count(key)) return false;
+    if (key.netns != netns || e.updated_ns > dump_ts || !local_ports.contains(key.sport) || seen.count(key))
+      return false;
     correct(e.dest, e.state, -1);
     r.removed++;
     return true;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,9 +34,13 @@ class Reconciler {
   // touched by events after the dump are left alone). Sockets to untracked
   // destinations start being tracked when their local port is in the
   // netns's ephemeral range (`settings`, nullptr when unknown), their remote
-  // port is not, and the local port is not a listening port.
+  // port is not, and the local port is not a listening port. The dump held
+  // only sockets with a local port in `local_ports`: tracked sockets outside
+  // it are left as they are. Sockets for which `skip` is true are ignored
+  // (the agent's own HTTP traffic).
+  using Skip = std::function<bool(const SocketRecord&)>;
   ReconcileResult reconcile(uint32_t netns, const NetnsSettings* settings, const std::vector<SocketRecord>& sockets,
-                            uint64_t dump_ts_ns);
+                            uint64_t dump_ts_ns, PortSpan local_ports = {}, const Skip& skip = {});
 
   uint64_t runs_total() const { return runs_total_; }
   // By state name, absolute values.

@@ -95,8 +95,14 @@ void HostSurvey::poll_once(uint64_t now_ns) {
             }
           }
           if (census_due) {
-            SurveyBatch::Census c{monotonic_now_ns(), netns, {}};
-            if (int r = dump_tcp_sockets(&c.sockets, kCensusMask); r == 0)
+            // Only the namespace's ephemeral range: what the port model
+            // counts. A gateway's accepted connections (local port 443)
+            // and its listeners' sockets are never copied out.
+            SurveyBatch::Census c{monotonic_now_ns(), netns, {}, {}};
+            if (auto it = last_settings_.find(netns); it != last_settings_.end() && it->second.port_lo > 0 &&
+                                                      it->second.port_lo <= it->second.port_hi)
+              c.local_ports = PortSpan{it->second.port_lo, it->second.port_hi};
+            if (int r = dump_tcp_sockets(&c.sockets, kCensusMask, c.local_ports); r == 0)
               batch.census.push_back(std::move(c));
             else
               problems.push_back("netns " + std::to_string(netns) + ": socket census failed: " + strerror(-r));

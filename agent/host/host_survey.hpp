@@ -45,6 +45,7 @@ struct SurveyBatch {
     uint64_t ts_ns;
     uint32_t netns;
     std::vector<SocketRecord> sockets;
+    PortSpan local_ports;  // the dump held only sockets with a local port here
   };
   std::vector<Census> census;
   std::vector<cs_accept_queue_event> accept_queue;

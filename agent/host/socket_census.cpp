@@ -2,6 +2,7 @@
 #include "host/socket_census.hpp"
 
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -75,23 +76,49 @@ int parse_sock_diag_sockets(std::span<const uint8_t> buf, std::vector<SocketReco
   return r;
 }
 
+std::vector<uint8_t> local_port_filter(PortSpan span) {
+  if (span.all()) return {};
+  // Each port comparison is two ops: the test, then one whose `no` holds
+  // the port. From the first test 16 bytes remain, from the second 8: a
+  // false test jumps 4 bytes past the end, which the kernel reads as reject.
+  const inet_diag_bc_op ops[4] = {
+      {INET_DIAG_BC_S_GE, 8, 16 + 4},
+      {0, 0, span.lo},
+      {INET_DIAG_BC_S_LE, 8, 8 + 4},
+      {0, 0, span.hi},
+  };
+  std::vector<uint8_t> out(sizeof ops);
+  std::memcpy(out.data(), ops, sizeof ops);
+  return out;
+}
+
 int inet_diag_dump(int fd, uint8_t family, uint32_t states, uint8_t ext, uint32_t seq,
-                   const std::function<int(std::span<const uint8_t>)>& parse) {
+                   const std::function<int(std::span<const uint8_t>)>& parse, std::span<const uint8_t> bytecode) {
   struct {
     nlmsghdr nlh;
     inet_diag_req_v2 req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.nlh.nlmsg_seq = seq;
-  msg.req.sdiag_family = family;
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = states;
-  msg.req.idiag_ext = ext;
+  } head{};
+  const size_t attr_len = bytecode.empty() ? 0 : RTA_SPACE(bytecode.size());
+  head.nlh.nlmsg_len = static_cast<uint32_t>(sizeof head + attr_len);
+  head.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  head.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  head.nlh.nlmsg_seq = seq;
+  head.req.sdiag_family = family;
+  head.req.sdiag_protocol = IPPROTO_TCP;
+  head.req.idiag_states = states;
+  head.req.idiag_ext = ext;
+  std::vector<uint8_t> msg(head.nlh.nlmsg_len, 0);
+  std::memcpy(msg.data(), &head, sizeof head);
+  if (attr_len) {
+    rtattr a{};
+    a.rta_len = static_cast<unsigned short>(RTA_LENGTH(bytecode.size()));
+    a.rta_type = INET_DIAG_REQ_BYTECODE;
+    std::memcpy(msg.data() + sizeof head, &a, sizeof a);
+    std::memcpy(msg.data() + sizeof head + RTA_LENGTH(0), bytecode.data(), bytecode.size());
+  }
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
+  if (::sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
 
   // Larger than any dump skb (the kernel caps them at 32 KiB); MSG_TRUNC
   // would still be caught below.
@@ -111,12 +138,13 @@ int inet_diag_dump(int fd, uint8_t family, uint32_t states, uint8_t ext, uint32_
   }
 }
 
-int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask) {
+int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask, PortSpan local_ports) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!fd) return -errno;
   auto parse = [out](std::span<const uint8_t> buf) { return parse_sock_diag_sockets(buf, out); };
-  if (int r = inet_diag_dump(fd.get(), AF_INET, state_mask, 0, 1, parse); r < 0) return r;
-  return inet_diag_dump(fd.get(), AF_INET6, state_mask, 0, 2, parse);
+  const std::vector<uint8_t> bc = local_port_filter(local_ports);
+  if (int r = inet_diag_dump(fd.get(), AF_INET, state_mask, 0, 1, parse, bc); r < 0) return r;
+  return inet_diag_dump(fd.get(), AF_INET6, state_mask, 0, 2, parse, bc);
 }
 
 }  // namespace connscope

@@ -24,6 +24,20 @@ struct SocketRecord {
   uint32_t uid = 0, inode = 0;
 };
 
+// Local ports a dump covers (both ends inclusive); the whole space by default.
+struct PortSpan {
+  uint16_t lo = 0, hi = 65535;
+  bool all() const { return lo == 0 && hi == 65535; }
+  bool contains(uint16_t p) const { return p >= lo && p <= hi; }
+  bool operator==(const PortSpan&) const = default;
+};
+
+// INET_DIAG_REQ_BYTECODE for "local port in span": S_GE lo, then S_LE hi,
+// each jumping past the end (reject) when false. The kernel runs it per
+// socket in the dump (inet_diag_bc_run), so sockets outside the span are
+// never copied out. Empty for the whole space.
+std::vector<uint8_t> local_port_filter(PortSpan span);
+
 // Parses one recv() buffer of an inet_diag dump, appending records. 1 =
 // NLMSG_DONE seen, 0 = more buffers follow, -errno on NLMSG_ERROR (or a
 // failed dump reported in NLMSG_DONE), -EBADMSG on malformed input (never
@@ -32,9 +46,10 @@ int parse_sock_diag_sockets(std::span<const uint8_t> buf, std::vector<SocketReco
 
 // Dumps TCP sockets of both families in the calling thread's netns whose
 // state bit is in state_mask (1u << TCP_x; default all). Request sockets in
-// SYN_RECV are reported with state TCP_SYN_RECV. Returns 0 or -errno (out then
-// holds what was read before the failure).
-int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask = 0xfff);
+// SYN_RECV are reported with state TCP_SYN_RECV. With a span, only sockets
+// whose local port is in it (filtered in the kernel). Returns 0 or -errno
+// (out then holds what was read before the failure).
+int dump_tcp_sockets(std::vector<SocketRecord>* out, uint32_t state_mask = 0xfff, PortSpan local_ports = {});
 
 // Building blocks shared with the listener poll.
 
@@ -47,10 +62,12 @@ int walk_inet_diag(std::span<const uint8_t> buf,
                    const std::function<void(const inet_diag_msg&, std::span<const uint8_t> attrs)>& fn);
 
 // Sends one TCP inet_diag dump request (family, states bit mask, idiag_ext
-// bit mask) on the NETLINK_SOCK_DIAG socket fd and feeds every received
-// buffer to parse until parse returns nonzero. Returns 0 once parse returned
-// 1, parse's negative value, or -errno (-EMSGSIZE if a buffer was truncated).
+// bit mask, optional bytecode filter) on the NETLINK_SOCK_DIAG socket fd and
+// feeds every received buffer to parse until parse returns nonzero. Returns
+// 0 once parse returned 1, parse's negative value, or -errno (-EMSGSIZE if a
+// buffer was truncated).
 int inet_diag_dump(int fd, uint8_t family, uint32_t states, uint8_t ext, uint32_t seq,
-                   const std::function<int(std::span<const uint8_t>)>& parse);
+                   const std::function<int(std::span<const uint8_t>)>& parse,
+                   std::span<const uint8_t> bytecode = {});
 
 }  // namespace connscope

@@ -148,10 +148,15 @@ void RecordingWriter::listeners(uint64_t ts_ns, uint32_t netns, const std::vecto
   frame(FrameKind::listeners, ts_ns, bytes_of(json{{"netns", netns}, {"listeners", arr}}.dump()));
 }
 
-void RecordingWriter::census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets) {
+void RecordingWriter::census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets,
+                             PortSpan local_ports) {
   std::vector<uint8_t> out;
-  out.reserve(4 + sockets.size() * kCensusRecord);
+  out.reserve(8 + sockets.size() * kCensusRecord);
   put(out, netns);
+  if (!local_ports.all()) {
+    put(out, local_ports.lo);
+    put(out, local_ports.hi);
+  }
   for (const SocketRecord& s : sockets) {
     put(out, s.family);
     out.insert(out.end(), s.saddr.begin(), s.saddr.end());
@@ -165,7 +170,7 @@ void RecordingWriter::census(uint64_t ts_ns, uint32_t netns, const std::vector<S
     put(out, s.uid);
     put(out, s.inode);
   }
-  frame(FrameKind::census, ts_ns, out);
+  frame(local_ports.all() ? FrameKind::census : FrameKind::census_ports, ts_ns, out);
 }
 
 void RecordingWriter::losses(uint64_t ts_ns, const LossCounters& l) {
@@ -237,11 +242,18 @@ std::optional<RecordingItem> RecordingReader::next() {
         for (const auto& l : j.at("listeners")) r.listeners.push_back(listener_from_json(l));
         return r;
       }
-      case FrameKind::census: {
-        if (len < 4 || (len - 4) % kCensusRecord != 0) throw std::runtime_error("census frame size");
+      case FrameKind::census:
+      case FrameKind::census_ports: {
+        const size_t head_len = static_cast<FrameKind>(head[0]) == FrameKind::census ? 4 : 8;
+        if (len < head_len || (len - head_len) % kCensusRecord != 0) throw std::runtime_error("census frame size");
         const uint8_t* p = payload.data();
-        RecordedCensus c{ts, get<uint32_t>(p), {}};
-        const size_t n = (len - 4) / kCensusRecord;
+        RecordedCensus c{ts, get<uint32_t>(p), {}, {}};
+        if (head_len == 8) {
+          c.local_ports.lo = get<uint16_t>(p);
+          c.local_ports.hi = get<uint16_t>(p);
+          if (c.local_ports.lo > c.local_ports.hi) throw std::runtime_error("census port span");
+        }
+        const size_t n = (len - head_len) / kCensusRecord;
         c.sockets.resize(n);
         for (SocketRecord& s : c.sockets) {
           s.family = get<uint16_t>(p);

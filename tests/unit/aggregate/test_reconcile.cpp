@@ -53,3 +53,22 @@ TEST_CASE("reconcile: the socket table follows sock_diag, corrections counted") 
   Snapshot s3 = a.close_interval(33 * kSec, 32.0);
   CHECK(s3.destinations[0].time_wait == 1);
 }
+
+TEST_CASE("reconcile: a census of the ephemeral range leaves tracked sockets outside it alone") {
+  Aggregator a(AggregatorConfig{});
+  a.start(kSec);
+  a.set_netns_settings(narrow_settings());
+  // Both connecting per events: 40001 from the range, 3000 bound outside it.
+  a.on_event(connect_ev(kSec + 10, flow("10.0.0.1", 40001, "10.0.0.2", 80)));
+  a.on_event(connect_ev(kSec + 20, flow("10.0.0.1", 3000, "10.0.0.2", 80)));
+  // A census of 40000-40099 that holds neither: 40001's close was lost,
+  // 3000 was never looked at.
+  ReconcileResult r = a.reconcile(kNs, {}, 2 * kSec, PortSpan{40000, 40099});
+  CHECK(r.removed == 1);
+  Snapshot s = a.close_interval(2 * kSec + kSec / 2, 2.0);
+  REQUIRE(s.destinations.size() == 1);
+  CHECK(s.destinations[0].connecting == 1);
+  CHECK(s.destinations[0].corrected_connecting == -1);
+  // A census of every port removes it too.
+  CHECK(a.reconcile(kNs, {}, 3 * kSec).removed == 1);
+}

@@ -277,6 +277,58 @@ TEST_CASE("dump_tcp_sockets sees a listener and a connection created here, and f
   ::close(l);
 }
 
+TEST_CASE("local_port_filter: S_GE lo then S_LE hi, a false test jumps to reject") {
+  CHECK(local_port_filter(PortSpan{}).empty());
+  const std::vector<uint8_t> bc = local_port_filter(PortSpan{40000, 40199});
+  REQUIRE(bc.size() == 4 * sizeof(inet_diag_bc_op));
+  inet_diag_bc_op ops[4];
+  std::memcpy(ops, bc.data(), sizeof ops);
+  CHECK(ops[0].code == INET_DIAG_BC_S_GE);
+  CHECK(ops[0].yes == 8);
+  CHECK(ops[0].no == 20);
+  CHECK(ops[1].no == 40000);
+  CHECK(ops[2].code == INET_DIAG_BC_S_LE);
+  CHECK(ops[2].yes == 8);
+  CHECK(ops[2].no == 12);
+  CHECK(ops[3].no == 40199);
+}
+
+TEST_CASE("dump_tcp_sockets with a local port span: the kernel leaves out the rest") {
+  int l = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(l >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(l, 7) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  const uint16_t port = ntohs(a.sin_port);
+  int c = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  sockaddr_in me{};
+  socklen_t mlen = sizeof me;
+  REQUIRE(::getsockname(c, reinterpret_cast<sockaddr*>(&me), &mlen) == 0);
+  const uint16_t cport = ntohs(me.sin_port);
+  int s = ::accept(l, nullptr, nullptr);
+  REQUIRE(s >= 0);
+
+  // Only the client's end: local port cport.
+  std::vector<SocketRecord> got;
+  REQUIRE(dump_tcp_sockets(&got, 0xfff, PortSpan{cport, cport}) == 0);
+  CHECK(std::any_of(got.begin(), got.end(), [&](const SocketRecord& r) { return r.sport == cport && r.dport == port; }));
+  for (const auto& r : got) CHECK(r.sport == cport);
+  // Only the server's end and the listener: local port `port`.
+  got.clear();
+  REQUIRE(dump_tcp_sockets(&got, 0xfff, PortSpan{port, port}) == 0);
+  CHECK(find_listener(got, port) != nullptr);
+  CHECK(std::any_of(got.begin(), got.end(), [&](const SocketRecord& r) { return r.dport == cport; }));
+  for (const auto& r : got) CHECK(r.sport == port);
+  ::close(s);
+  ::close(c);
+  ::close(l);
+}
+
 TEST_CASE("tcp_state_name") {
   CHECK(std::string(tcp_state_name(TCP_TIME_WAIT)) == "TIME_WAIT");
   CHECK(std::string(tcp_state_name(TCP_LISTEN)) == "LISTEN");

@@ -55,12 +55,13 @@ TEST_CASE("a recording reads back what was written") {
     r.state = 6;
     r.expires_ms = 59000;
     w.census(5000, 42, {r, r});
+    w.census(5500, 42, {r}, PortSpan{40000, 40099});
     LossCounters loss{};
     loss.lost_by_type[CS_EV_STATE] = 3;
     loss.map_full = 1;
     w.losses(6000, loss);
     w.end(7000);
-    CHECK(w.frames() == 7);
+    CHECK(w.frames() == 8);
   }
   RecordingReader r(path);
   auto meta = std::get<RecordingMeta>(*r.next());
@@ -89,6 +90,12 @@ TEST_CASE("a recording reads back what was written") {
   CHECK(c.sockets[1].sport == 40001);
   CHECK(c.sockets[1].expires_ms == 59000);
   CHECK(c.sockets[1].daddr[0] == 11);
+  CHECK(c.local_ports.all());
+  auto cp = std::get<RecordedCensus>(*r.next());
+  CHECK(cp.ts_ns == 5500);
+  REQUIRE(cp.sockets.size() == 1);
+  CHECK(cp.sockets[0].expires_ms == 59000);
+  CHECK(cp.local_ports == PortSpan{40000, 40099});
   auto lo = std::get<RecordedLosses>(*r.next());
   CHECK(lo.losses.lost_total == 3);
   CHECK(lo.losses.map_full == 1);
