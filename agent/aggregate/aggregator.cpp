@@ -215,12 +215,12 @@ void Aggregator::on_losses(const LossCounters& totals) {
 }
 
 ReconcileResult Aggregator::reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns,
-                                      PortSpan local_ports) {
-  if (self_.port == 0) return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns, local_ports);
+                                      CensusScope scope) {
+  if (self_.port == 0) return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns, scope);
   auto skip = [&](const SocketRecord& r) {
     return is_self(netns, r.family, r.daddr.data(), r.dport) || is_self(netns, r.family, r.saddr.data(), r.sport);
   };
-  return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns, local_ports, skip);
+  return reconciler_.reconcile(netns, settings_of(netns), sockets, dump_ts_ns, scope, skip);
 }
 
 Snapshot Aggregator::close_interval(uint64_t end_ns, double end_unix_s) {

@@ -49,10 +49,10 @@ class Aggregator {
   // One poll of a netns's listeners: accept-queue length samples.
   void on_listener_sample(uint32_t netns, const std::vector<ListenerInfo>& listeners, uint64_t ts_ns);
   // Corrects the ports in use towards `netns`'s destinations from a
-  // sock_diag dump taken at `dump_ts_ns` that held the sockets with a local
-  // port in `local_ports` (Reconciler::reconcile).
+  // sock_diag dump taken at `dump_ts_ns` that held the sockets of `scope`
+  // (Reconciler::reconcile).
   ReconcileResult reconcile(uint32_t netns, const std::vector<SocketRecord>& sockets, uint64_t dump_ts_ns,
-                            PortSpan local_ports = {});
+                            CensusScope scope = {});
 
   // Closes the interval ending at `end_ns` (monotonic) / `end_unix_s`.
   Snapshot close_interval(uint64_t end_ns, double end_unix_s);

@@ -34,6 +34,13 @@ const SockEntry* PortTable::find(const SockKey& key) const {
   return it == socks_.end() ? nullptr : &it->second;
 }
 
+bool PortTable::set_census_mark(const SockKey& key, uint32_t mark) {
+  auto it = socks_.find(key);
+  if (it == socks_.end()) return false;
+  it->second.census_mark = mark;
+  return true;
+}
+
 bool PortTable::set(const SockKey& key, Destination* d, PortState state, uint64_t ts, uint64_t tw_expires) {
   auto it = socks_.find(key);
   if (it == socks_.end()) {
@@ -41,7 +48,7 @@ bool PortTable::set(const SockKey& key, Destination* d, PortState state, uint64_
       untracked_total_++;
       return false;
     }
-    it = socks_.emplace(key, SockEntry{d, state, ts, 0}).first;
+    it = socks_.emplace(key, SockEntry{d, state, 0, ts, 0}).first;
     counter(d, state)++;
   } else {
     SockEntry& e = it->second;

@@ -25,6 +25,9 @@ const char* port_state_name(PortState s);
 struct SockEntry {
   Destination* dest;
   PortState state;
+  // The last reconciliation whose dump held it (in the padding): bookkeeping
+  // of the reconciler, no counter depends on it, hence mutable.
+  mutable uint32_t census_mark = 0;
   uint64_t updated_ns;
   uint64_t tw_expires;  // TIME_WAIT ends (monotonic ns)
 };
@@ -34,6 +37,8 @@ class PortTable {
   explicit PortTable(size_t max_sockets) : max_sockets_(max_sockets) {}
 
   const SockEntry* find(const SockKey& key) const;
+  // Marks an entry as held by reconciliation `mark`; false if not tracked.
+  bool set_census_mark(const SockKey& key, uint32_t mark);
   bool contains(const SockKey& key) const { return socks_.count(key) != 0; }
   // Tracks `key` in `state` towards `d` (inserting it when new); a TIME_WAIT
   // entry expires at `tw_expires`, or 60 s from `ts` when 0. Returns false

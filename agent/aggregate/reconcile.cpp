@@ -2,19 +2,39 @@
 #include "aggregate/reconcile.hpp"
 
 #include <algorithm>
-#include <unordered_set>
 
 #include "aggregate/port_model.hpp"
 
 namespace connscope {
 
+namespace {
+
+// Whether a dump of `scope` would have held a tracked socket: its local
+// port in the span, and every kernel state its port state stands for asked.
+bool covers(const CensusScope& scope, const SockKey& key, const SockEntry& e) {
+  if (!scope.local_ports.contains(key.sport)) return false;
+  switch (e.state) {
+    case PortState::connecting:
+      return (scope.states & kTcpStateBit(CS_TCP_SYN_SENT)) != 0;
+    case PortState::time_wait:
+      return (scope.states & kTcpStateBit(CS_TCP_TIME_WAIT)) != 0;
+    case PortState::open:
+      return (scope.states & kOpenStates) == kOpenStates;
+  }
+  return false;
+}
+
+}  // namespace
+
 ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, const std::vector<SocketRecord>& sockets,
-                                      uint64_t dump_ts, PortSpan local_ports, const Skip& skip) {
+                                      uint64_t dump_ts, CensusScope scope, const Skip& skip) {
   ReconcileResult r;
   for (const SocketRecord& s : sockets)
     if (s.state == CS_TCP_LISTEN) listeners_.add_listen_port(netns, s.sport);
 
-  std::unordered_set<SockKey, SockKeyHash> seen;
+  // Entries the dump holds get this run's mark (no set of keys to build:
+  // a census can hold hundreds of thousands of sockets).
+  const uint32_t mark = static_cast<uint32_t>(runs_total_ + 1);
   std::map<Destination*, std::array<int64_t, kPortStates>> corrections;
   auto correct = [&corrections](Destination* d, PortState s, int64_t delta) {
     corrections[d][static_cast<size_t>(s)] += delta;
@@ -41,7 +61,6 @@ ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, c
       if (!ephemeral(s.sport) || ephemeral(s.dport)) continue;
       d = destinations_.resolve(netns, s.family, s.saddr, s.daddr, s.dport, dump_ts, true);
     }
-    seen.insert(key);
     // A TIME_WAIT socket's timer says how long it has left of its 60 s.
     const uint64_t tw_expires =
         ps == PortState::time_wait ? dump_ts + std::min<uint64_t>(s.expires_ms * 1000000ull, kTimeWaitNs) : 0;
@@ -49,17 +68,20 @@ ReconcileResult Reconciler::reconcile(uint32_t netns, const NetnsSettings* st, c
       if (ports_.set(key, d, ps, dump_ts, tw_expires)) {
         r.added++;
         correct(d, ps, +1);
+        ports_.set_census_mark(key, mark);
       }
-    } else if (tracked->updated_ns <= dump_ts && tracked->state != ps) {
+      continue;
+    }
+    if (tracked->updated_ns <= dump_ts && tracked->state != ps) {
       correct(tracked->dest, tracked->state, -1);
       correct(d, ps, +1);
       ports_.set(key, d, ps, dump_ts, tw_expires);
       r.restated++;
     }
+    tracked->census_mark = mark;
   }
   ports_.erase_if([&](const SockKey& key, const SockEntry& e) {
-    if (key.netns != netns || e.updated_ns > dump_ts || !local_ports.contains(key.sport) || seen.count(key))
-      return false;
+    if (key.netns != netns || e.updated_ns > dump_ts || e.census_mark == mark || !covers(scope, key, e)) return false;
     correct(e.dest, e.state, -1);
     r.removed++;
     return true;

@@ -35,12 +35,12 @@ class Reconciler {
   // destinations start being tracked when their local port is in the
   // netns's ephemeral range (`settings`, nullptr when unknown), their remote
   // port is not, and the local port is not a listening port. The dump held
-  // only sockets with a local port in `local_ports`: tracked sockets outside
-  // it are left as they are. Sockets for which `skip` is true are ignored
+  // only the sockets of `scope` (states, local ports): tracked sockets it
+  // could not have held are left as they are. Sockets for which `skip` is true are ignored
   // (the agent's own HTTP traffic).
   using Skip = std::function<bool(const SocketRecord&)>;
   ReconcileResult reconcile(uint32_t netns, const NetnsSettings* settings, const std::vector<SocketRecord>& sockets,
-                            uint64_t dump_ts_ns, PortSpan local_ports = {}, const Skip& skip = {});
+                            uint64_t dump_ts_ns, CensusScope scope = {}, const Skip& skip = {});
 
   uint64_t runs_total() const { return runs_total_; }
   // By state name, absolute values.

@@ -36,15 +36,14 @@ void RunEngine::raw_event(std::span<const uint8_t> bytes) {
   }
 }
 
-void RunEngine::census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets,
-                       PortSpan local_ports) {
-  if (cfg_.reconcile_interval_s > 0) agg_.reconcile(netns, sockets, ts_ns, local_ports);
+void RunEngine::census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets, CensusScope scope) {
+  if (cfg_.reconcile_interval_s > 0) agg_.reconcile(netns, sockets, ts_ns, scope);
 }
 
 void RunEngine::survey(const SurveyBatch& b) {
   for (const auto& [ts, s] : b.settings) settings(s);
   for (const auto& l : b.listeners) listeners(l.ts_ns, l.netns, l.listeners);
-  for (const auto& c : b.census) census(c.ts_ns, c.netns, c.sockets, c.local_ports);
+  for (const auto& c : b.census) census(c.ts_ns, c.netns, c.sockets, c.scope);
 }
 
 void RunEngine::close(uint64_t end_ns) {
@@ -111,7 +110,7 @@ uint64_t replay_recording(const std::string& path, bool realtime, RunEngine& eng
           } else if constexpr (std::is_same_v<T, RecordedListeners>) {
             engine.listeners(x.ts_ns, x.netns, x.listeners);
           } else if constexpr (std::is_same_v<T, RecordedCensus>) {
-            engine.census(x.ts_ns, x.netns, x.sockets, x.local_ports);
+            engine.census(x.ts_ns, x.netns, x.sockets, x.scope);
           } else if constexpr (std::is_same_v<T, RecordedLosses>) {
             engine.losses(x.losses);
           } else if constexpr (std::is_same_v<T, RecordedEnd>) {

@@ -40,7 +40,7 @@ class RunEngine {
   void listeners(uint64_t ts_ns, uint32_t netns, const std::vector<ListenerInfo>& l) {
     agg_.on_listener_sample(netns, l, ts_ns);
   }
-  void census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets, PortSpan local_ports = {});
+  void census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets, CensusScope scope = {});
   void losses(const LossCounters& totals) { agg_.on_losses(totals); }
   void survey(const SurveyBatch& b);
 

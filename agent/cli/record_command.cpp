@@ -23,7 +23,7 @@ class RecordSink : public CaptureSink {
   void survey(SurveyBatch&& b) override {
     for (const auto& [ts, s] : b.settings) w_.settings(ts, s);
     for (const auto& l : b.listeners) w_.listeners(l.ts_ns, l.netns, l.listeners);
-    for (const auto& c : b.census) w_.census(c.ts_ns, c.netns, c.sockets, c.local_ports);
+    for (const auto& c : b.census) w_.census(c.ts_ns, c.netns, c.sockets, c.scope);
   }
   void losses(uint64_t ts_ns, const LossCounters& totals) override {
     if (totals.lost_total != last_.lost_total || totals.map_full != last_.map_full || first_) {

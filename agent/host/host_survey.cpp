@@ -14,7 +14,6 @@ namespace connscope {
 namespace {
 
 constexpr uint32_t kListenMask = 1u << CS_TCP_LISTEN;
-constexpr uint32_t kCensusMask = 0xfffu & ~kListenMask;  // every other state
 
 }  // namespace
 
@@ -51,6 +50,14 @@ void HostSurvey::poll_once(uint64_t now_ns) {
   SurveyBatch batch;
   const bool census_due = cfg_.census_interval_s > 0 && now_ns >= next_census_ns_;
   if (census_due) next_census_ns_ = now_ns + static_cast<uint64_t>(cfg_.census_interval_s * 1e9);
+  const bool full_round = census_due && full_census_requested_.exchange(false);
+  std::map<uint32_t, uint64_t> census_runs;  // this round's namespaces only: vanished ones are forgotten
+  auto census_full = [&](uint32_t netns) {
+    auto it = census_runs_.find(netns);
+    const uint64_t runs = it == census_runs_.end() ? 0 : it->second;
+    census_runs[netns] = runs + 1;
+    return full_round || runs % kFullCensusEvery == 0;
+  };
   std::vector<std::string> problems;
   if (cfg_.settings || cfg_.listeners || census_due) {
     std::string error;
@@ -99,10 +106,11 @@ void HostSurvey::poll_once(uint64_t now_ns) {
             // counts. A gateway's accepted connections (local port 443)
             // and its listeners' sockets are never copied out.
             SurveyBatch::Census c{monotonic_now_ns(), netns, {}, {}};
-            if (auto it = last_settings_.find(netns); it != last_settings_.end() && it->second.port_lo > 0 &&
-                                                      it->second.port_lo <= it->second.port_hi)
-              c.local_ports = PortSpan{it->second.port_lo, it->second.port_hi};
-            if (int r = dump_tcp_sockets(&c.sockets, kCensusMask, c.local_ports); r == 0)
+            if (auto it = last_settings_.find(netns);
+                it != last_settings_.end() && it->second.port_lo > 0 && it->second.port_lo <= it->second.port_hi)
+              c.scope.local_ports = PortSpan{it->second.port_lo, it->second.port_hi};
+            if (!census_full(netns)) c.scope.states = kTimeWaitStates;
+            if (int r = dump_tcp_sockets(&c.sockets, c.scope.states, c.scope.local_ports); r == 0)
               batch.census.push_back(std::move(c));
             else
               problems.push_back("netns " + std::to_string(netns) + ": socket census failed: " + strerror(-r));
@@ -110,6 +118,7 @@ void HostSurvey::poll_once(uint64_t now_ns) {
         },
         &error);
     if (!ok) problems.push_back(error);
+    if (census_due && ok) census_runs_ = std::move(census_runs);
   }
   if (aq_poller_) {
     std::string error;

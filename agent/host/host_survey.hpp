@@ -45,7 +45,7 @@ struct SurveyBatch {
     uint64_t ts_ns;
     uint32_t netns;
     std::vector<SocketRecord> sockets;
-    PortSpan local_ports;  // the dump held only sockets with a local port here
+    CensusScope scope;  // what the dump held
   };
   std::vector<Census> census;
   std::vector<cs_accept_queue_event> accept_queue;
@@ -63,6 +63,14 @@ class HostSurvey {
   SurveyBatch take();
   // One more poll now (blocks until done), so nothing just before exit is missed.
   void final_poll();
+  // The next census dumps every state in every namespace (records were
+  // lost: the events cannot be trusted to have shown every close).
+  void request_full_census() { full_census_requested_ = true; }
+
+  // Every this many censuses of a namespace, one of every state; the others
+  // dump TIME_WAIT only: the one change no event shows (a TIME_WAIT the
+  // kernel ends early). The first census of a namespace is full.
+  static constexpr uint64_t kFullCensusEvery = 12;
 
  private:
   void loop();
@@ -73,6 +81,8 @@ class HostSurvey {
   std::vector<cs_accept_queue_event> aq_pending_;
   std::map<uint32_t, NetnsSettings> last_settings_;
   uint64_t next_census_ns_ = 0;
+  std::map<uint32_t, uint64_t> census_runs_;  // censuses taken per netns
+  std::atomic<bool> full_census_requested_{false};
   std::string last_error_;
 
   std::mutex mu_;

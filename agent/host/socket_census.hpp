@@ -32,6 +32,23 @@ struct PortSpan {
   bool operator==(const PortSpan&) const = default;
 };
 
+// TCP state bit masks (1u << TCP_x) for census dumps.
+inline constexpr uint32_t kTcpStateBit(int state) { return 1u << state; }
+inline constexpr uint32_t kCensusStates = 0xfffu & ~kTcpStateBit(10);  // every state but LISTEN
+inline constexpr uint32_t kTimeWaitStates = kTcpStateBit(6);           // TIME_WAIT only
+// The states of a port the model counts as open: ESTABLISHED .. CLOSING.
+inline constexpr uint32_t kOpenStates =
+    kTcpStateBit(1) | kTcpStateBit(4) | kTcpStateBit(5) | kTcpStateBit(8) | kTcpStateBit(9) | kTcpStateBit(11);
+
+// What a census dump held: sockets in these states with a local port in
+// this span. A reconciliation corrects only what its dump could have held.
+struct CensusScope {
+  uint32_t states = kCensusStates;
+  PortSpan local_ports;
+  bool whole() const { return states == kCensusStates && local_ports.all(); }
+  bool operator==(const CensusScope&) const = default;
+};
+
 // INET_DIAG_REQ_BYTECODE for "local port in span": S_GE lo, then S_LE hi,
 // each jumping past the end (reject) when false. The kernel runs it per
 // socket in the dump (inet_diag_bc_run), so sockets outside the span are
@@ -67,7 +84,6 @@ int walk_inet_diag(std::span<const uint8_t> buf,
 // 0 once parse returned 1, parse's negative value, or -errno (-EMSGSIZE if a
 // buffer was truncated).
 int inet_diag_dump(int fd, uint8_t family, uint32_t states, uint8_t ext, uint32_t seq,
-                   const std::function<int(std::span<const uint8_t>)>& parse,
-                   std::span<const uint8_t> bytecode = {});
+                   const std::function<int(std::span<const uint8_t>)>& parse, std::span<const uint8_t> bytecode = {});
 
 }  // namespace connscope

@@ -106,6 +106,7 @@ void LiveCapture::run(CaptureSink& sink, const std::atomic<bool>& stop) {
   const double duration = impl_->capture.duration_s;
   const uint64_t deadline = duration > 0 ? start + static_cast<uint64_t>(duration * 1e9) : 0;
   uint64_t next_loss_check = start;
+  uint64_t lost_before = 0;
   while (!stop) {
     int n = ring_buffer__poll(impl_->rb.get(), 100);
     if (n < 0 && n != -EINTR) throw std::runtime_error("ring buffer poll failed: " + std::string(strerror(-n)));
@@ -118,7 +119,12 @@ void LiveCapture::run(CaptureSink& sink, const std::atomic<bool>& stop) {
     const uint64_t now = monotonic_now_ns();
     if (now >= next_loss_check) {
       next_loss_check = now + 1000000000ull;
-      sink.losses(now, impl_->probes->read_losses());
+      const LossCounters l = impl_->probes->read_losses();
+      // A lost record may have been a close: the next census looks at
+      // every socket, not only TIME_WAIT.
+      if (l.lost_total + l.map_full > lost_before) survey.request_full_census();
+      lost_before = l.lost_total + l.map_full;
+      sink.losses(now, l);
     }
     sink.tick(now);
     if (deadline && now >= deadline) break;

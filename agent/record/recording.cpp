@@ -149,13 +149,14 @@ void RecordingWriter::listeners(uint64_t ts_ns, uint32_t netns, const std::vecto
 }
 
 void RecordingWriter::census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& sockets,
-                             PortSpan local_ports) {
+                             CensusScope scope) {
   std::vector<uint8_t> out;
-  out.reserve(8 + sockets.size() * kCensusRecord);
+  out.reserve(12 + sockets.size() * kCensusRecord);
   put(out, netns);
-  if (!local_ports.all()) {
-    put(out, local_ports.lo);
-    put(out, local_ports.hi);
+  if (!scope.whole()) {
+    put(out, scope.states);
+    put(out, scope.local_ports.lo);
+    put(out, scope.local_ports.hi);
   }
   for (const SocketRecord& s : sockets) {
     put(out, s.family);
@@ -170,7 +171,7 @@ void RecordingWriter::census(uint64_t ts_ns, uint32_t netns, const std::vector<S
     put(out, s.uid);
     put(out, s.inode);
   }
-  frame(local_ports.all() ? FrameKind::census : FrameKind::census_ports, ts_ns, out);
+  frame(scope.whole() ? FrameKind::census : FrameKind::census_scope, ts_ns, out);
 }
 
 void RecordingWriter::losses(uint64_t ts_ns, const LossCounters& l) {
@@ -243,15 +244,17 @@ std::optional<RecordingItem> RecordingReader::next() {
         return r;
       }
       case FrameKind::census:
-      case FrameKind::census_ports: {
-        const size_t head_len = static_cast<FrameKind>(head[0]) == FrameKind::census ? 4 : 8;
+      case FrameKind::census_scope: {
+        const size_t head_len = static_cast<FrameKind>(head[0]) == FrameKind::census ? 4 : 12;
         if (len < head_len || (len - head_len) % kCensusRecord != 0) throw std::runtime_error("census frame size");
         const uint8_t* p = payload.data();
         RecordedCensus c{ts, get<uint32_t>(p), {}, {}};
-        if (head_len == 8) {
-          c.local_ports.lo = get<uint16_t>(p);
-          c.local_ports.hi = get<uint16_t>(p);
-          if (c.local_ports.lo > c.local_ports.hi) throw std::runtime_error("census port span");
+        if (head_len == 12) {
+          c.scope.states = get<uint32_t>(p);
+          c.scope.local_ports.lo = get<uint16_t>(p);
+          c.scope.local_ports.hi = get<uint16_t>(p);
+          if (c.scope.local_ports.lo > c.scope.local_ports.hi || (c.scope.states & ~0xfffu) != 0)
+            throw std::runtime_error("census scope");
         }
         const size_t n = (len - head_len) / kCensusRecord;
         c.sockets.resize(n);

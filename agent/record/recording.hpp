@@ -32,9 +32,9 @@ namespace connscope {
 
 inline constexpr char kRecordingMagic[] = "CONNSCOPE-REC 1\n";
 
-// census_ports: a census of only the sockets with a local port in a span
-// (netns, lo, hi, then the records as in census); a census frame is the
-// whole space.
+// census_scope: a census of only some states and local ports (netns, state
+// mask, port lo, port hi, then the records as in census); a census frame
+// is every state but LISTEN and every port.
 enum class FrameKind : uint8_t {
   meta = 1,
   event = 2,
@@ -43,7 +43,7 @@ enum class FrameKind : uint8_t {
   census = 5,
   losses = 6,
   end = 7,
-  census_ports = 8
+  census_scope = 8
 };
 
 struct RecordingMeta {
@@ -71,7 +71,7 @@ struct RecordedCensus {
   uint64_t ts_ns;
   uint32_t netns;
   std::vector<SocketRecord> sockets;
-  PortSpan local_ports{};
+  CensusScope scope{};  // what the dump held
 };
 struct RecordedLosses {
   uint64_t ts_ns;
@@ -96,7 +96,7 @@ class RecordingWriter {
   void event(uint64_t ts_ns, std::span<const uint8_t> bytes);
   void settings(uint64_t ts_ns, const NetnsSettings& s);
   void listeners(uint64_t ts_ns, uint32_t netns, const std::vector<ListenerInfo>& l);
-  void census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& s, PortSpan local_ports = {});
+  void census(uint64_t ts_ns, uint32_t netns, const std::vector<SocketRecord>& s, CensusScope scope = {});
   void losses(uint64_t ts_ns, const LossCounters& l);
   void end(uint64_t ts_ns);  // also flushes
   void flush();              // throws on a write error (disk full)

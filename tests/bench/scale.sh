@@ -2,7 +2,9 @@
 # The agent's cost at rest as held sockets grow: for each count, a fresh
 # network namespace holds COUNT sockets (COUNT/2 loopback connections, both
 # ends, spread over processes of at most 9000 connections: the fd limit is
-# 20,000) plus 20,000 client sockets in TIME_WAIT; a fresh `connscope run`
+# 20,000) plus 20,000 client sockets in TIME_WAIT, like a gateway's: the
+# listeners on ports 20000 and up, outside the default ephemeral range
+# 32768-60999 the clients' ports come from; a fresh `connscope run`
 # watching that namespace (reconciliation every 5 s, its default) is left
 # alone for WINDOW seconds, and the table gives its CPU (% of a core, user +
 # sys, which includes the kernel's sock_diag work done for it), its peak RSS,
@@ -46,7 +48,7 @@ for count in "${counts[@]}"; do
   ns=csscale$$-$count
   ip netns add "$ns"
   ip -n "$ns" link set lo up
-  ip netns exec "$ns" sh -c 'echo "1024 65535" > /proc/sys/net/ipv4/ip_local_port_range; echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse'
+  ip netns exec "$ns" sh -c 'echo "32768 60999" > /proc/sys/net/ipv4/ip_local_port_range; echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse'
   conns=$((count / 2)) per=9000 i=0
   fifo_dir=$(mktemp -d)
   while [ "$conns" -gt 0 ]; do

@@ -63,7 +63,7 @@ TEST_CASE("reconcile: a census of the ephemeral range leaves tracked sockets out
   a.on_event(connect_ev(kSec + 20, flow("10.0.0.1", 3000, "10.0.0.2", 80)));
   // A census of 40000-40099 that holds neither: 40001's close was lost,
   // 3000 was never looked at.
-  ReconcileResult r = a.reconcile(kNs, {}, 2 * kSec, PortSpan{40000, 40099});
+  ReconcileResult r = a.reconcile(kNs, {}, 2 * kSec, CensusScope{kCensusStates, PortSpan{40000, 40099}});
   CHECK(r.removed == 1);
   Snapshot s = a.close_interval(2 * kSec + kSec / 2, 2.0);
   REQUIRE(s.destinations.size() == 1);
@@ -71,4 +71,36 @@ TEST_CASE("reconcile: a census of the ephemeral range leaves tracked sockets out
   CHECK(s.destinations[0].corrected_connecting == -1);
   // A census of every port removes it too.
   CHECK(a.reconcile(kNs, {}, 3 * kSec).removed == 1);
+}
+
+TEST_CASE("reconcile: a TIME_WAIT-only census corrects TIME_WAIT and leaves open and connecting ports alone") {
+  Aggregator a(AggregatorConfig{});
+  a.start(kSec);
+  a.set_netns_settings(narrow_settings());
+  connection(a, kSec, 40000);  // TIME_WAIT per events, ended early by the kernel
+  connection(a, kSec, 40001);  // TIME_WAIT per events, still there
+  a.on_event(connect_ev(kSec + 10, flow("10.0.0.1", 40002, "10.0.0.2", 80)));  // connecting, not in a TW dump
+  SocketRecord tw{};
+  tw.family = AF_INET;
+  inet_pton(AF_INET, "10.0.0.1", tw.saddr.data());
+  inet_pton(AF_INET, "10.0.0.2", tw.daddr.data());
+  tw.sport = 40001;
+  tw.dport = 80;
+  tw.state = 6;
+  tw.expires_ms = 50000;
+  const CensusScope tw_only{kTimeWaitStates, PortSpan{40000, 40099}};
+  ReconcileResult r = a.reconcile(kNs, {tw}, 2 * kSec, tw_only);
+  CHECK(r.removed == 1);
+  CHECK(r.added == 0);
+  Snapshot s = a.close_interval(2 * kSec + kSec / 2, 2.0);
+  REQUIRE(s.destinations.size() == 1);
+  CHECK(s.destinations[0].time_wait == 1);
+  CHECK(s.destinations[0].connecting == 1);
+  CHECK(s.destinations[0].corrected_time_wait == -1);
+  // A socket tracked as open that the TW dump shows in TIME_WAIT is restated.
+  a.on_event(connect_ev(3 * kSec, flow("10.0.0.1", 40003, "10.0.0.2", 80)));
+  a.on_event(state_ev(3 * kSec + 1, flow("10.0.0.1", 40003, "10.0.0.2", 80), CS_TCP_SYN_SENT, CS_TCP_ESTABLISHED));
+  SocketRecord later = tw;
+  later.sport = 40003;
+  CHECK(a.reconcile(kNs, {tw, later}, 4 * kSec, tw_only).restated == 1);
 }

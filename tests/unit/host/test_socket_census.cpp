@@ -316,7 +316,8 @@ TEST_CASE("dump_tcp_sockets with a local port span: the kernel leaves out the re
   // Only the client's end: local port cport.
   std::vector<SocketRecord> got;
   REQUIRE(dump_tcp_sockets(&got, 0xfff, PortSpan{cport, cport}) == 0);
-  CHECK(std::any_of(got.begin(), got.end(), [&](const SocketRecord& r) { return r.sport == cport && r.dport == port; }));
+  CHECK(
+      std::any_of(got.begin(), got.end(), [&](const SocketRecord& r) { return r.sport == cport && r.dport == port; }));
   for (const auto& r : got) CHECK(r.sport == cport);
   // Only the server's end and the listener: local port `port`.
   got.clear();

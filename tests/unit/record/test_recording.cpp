@@ -55,7 +55,7 @@ TEST_CASE("a recording reads back what was written") {
     r.state = 6;
     r.expires_ms = 59000;
     w.census(5000, 42, {r, r});
-    w.census(5500, 42, {r}, PortSpan{40000, 40099});
+    w.census(5500, 42, {r}, CensusScope{kTimeWaitStates, PortSpan{40000, 40099}});
     LossCounters loss{};
     loss.lost_by_type[CS_EV_STATE] = 3;
     loss.map_full = 1;
@@ -90,12 +90,12 @@ TEST_CASE("a recording reads back what was written") {
   CHECK(c.sockets[1].sport == 40001);
   CHECK(c.sockets[1].expires_ms == 59000);
   CHECK(c.sockets[1].daddr[0] == 11);
-  CHECK(c.local_ports.all());
+  CHECK(c.scope.whole());
   auto cp = std::get<RecordedCensus>(*r.next());
   CHECK(cp.ts_ns == 5500);
   REQUIRE(cp.sockets.size() == 1);
   CHECK(cp.sockets[0].expires_ms == 59000);
-  CHECK(cp.local_ports == PortSpan{40000, 40099});
+  CHECK(cp.scope == CensusScope{kTimeWaitStates, PortSpan{40000, 40099}});
   auto lo = std::get<RecordedLosses>(*r.next());
   CHECK(lo.losses.lost_total == 3);
   CHECK(lo.losses.map_full == 1);
