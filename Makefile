@@ -154,12 +154,14 @@ $(BUILD)/hold: tests/bench/hold.c | $(DEPS_STAMP)
 # Micro-benchmarks of the user-space path (Google Benchmark), then the
 # agent's overhead on real connections side by side, then its series,
 # /metrics bytes and memory for 256, 1000 and 10000 destinations (root).
-bench: $(BENCH_BINS) $(BUILD)/connscope $(BUILD)/spread
+bench: $(BENCH_BINS) $(BUILD)/connscope $(BUILD)/spread $(BUILD)/hold
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
 	@echo "== agent overhead (tests/bench/overhead.sh)"
 	tests/bench/overhead.sh $(BUILD)
 	@echo "== series and /metrics size by destinations (tests/bench/series.sh)"
 	tests/bench/series.sh $(BUILD)
+	@echo "== cost at rest by held sockets (tests/bench/scale.sh)"
+	tests/bench/scale.sh $(BUILD)
 
 test-unit: $(BUILD)/connscope-unit
 	$(BUILD)/connscope-unit

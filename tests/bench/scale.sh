@@ -12,14 +12,14 @@
 # last line extrapolates the largest count's CPU to 2 M sockets (linear).
 #
 #   tests/bench/scale.sh [BUILD_DIR] [SOCKETS...]   (default 10000 50000 100000)
-#   SCALE_WINDOW=30 SCALE_TIME_WAIT=20000 SCALE_RECONCILE=5
+#   SCALE_WINDOW=60 SCALE_TIME_WAIT=20000 SCALE_RECONCILE=5
 #   SCALE_AGENTS="build/connscope /tmp/connscope-before" (each on the same table, in turn)
 set -euo pipefail
 build=${1:-build}
 shift || true
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(10000 50000 100000)
-window=${SCALE_WINDOW:-30}
+window=${SCALE_WINDOW:-60}
 tw=${SCALE_TIME_WAIT:-20000}
 reconcile=${SCALE_RECONCILE:-5}
 agent=$build/connscope
