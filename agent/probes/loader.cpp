@@ -111,6 +111,9 @@ Skeleton open_configured(const LoaderConfig& cfg) {
   rodata->cs_aq_from_state = tier_is(cfg, Family::accept_queue, Tier::fallback) ? 1 : 0;
   rodata->cs_fb_connect = tier_is(cfg, Family::connect, Tier::fallback) ? 1 : 0;
   rodata->cs_fb_port_alloc = tier_is(cfg, Family::port_alloc, Tier::fallback) ? 1 : 0;
+  // Wake the reader only once an eighth of the ring waits (1 MiB of the
+  // default 8 MiB); it drains every 100 ms anyway (LiveCapture::run).
+  rodata->cs_rb_wakeup_bytes = round_ringbuf_size(cfg.ringbuf_bytes) / 8;
 
   if (bpf_map__set_max_entries(skel->maps.cs_events, round_ringbuf_size(cfg.ringbuf_bytes)) != 0)
     throw std::runtime_error("cannot size the ring buffer to " + std::to_string(cfg.ringbuf_bytes) + " bytes");

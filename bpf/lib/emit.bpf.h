@@ -32,6 +32,16 @@ static __always_inline void *reserve_event(__u32 size, __u8 type, __u8 tier)
 	return h;
 }
 
+/* Submit flags: no wakeup while little waits in the ring, so a busy host
+ * costs the reader a bounded number of wakeups, not one per record. */
+static __always_inline __u64 submit_flags(void)
+{
+	if (!cs_rb_wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&cs_events, BPF_RB_AVAIL_DATA) >= cs_rb_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										      : BPF_RB_NO_WAKEUP;
+}
+
 /* connect()'s synchronous part ended; err is 0 or a positive errno. */
 static __always_inline void emit_connect(const struct cs_task *task, const struct cs_flow *flow, __u64 start_ns,
 					 __s32 err, __u8 tier)
@@ -48,7 +58,7 @@ static __always_inline void emit_connect(const struct cs_task *task, const struc
 	e->latency_ns = e->h.ts_ns - start_ns;
 	e->err = err;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 }
 
 /* The ephemeral-port search ended; flags: CS_PORT_ALLOC_F_*. */
@@ -69,7 +79,7 @@ static __always_inline void emit_port_alloc(const struct cs_task *task, const st
 	e->err = err;
 	e->range_lo = range_lo;
 	e->range_hi = range_hi;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 }
 
 /* A state transition. task: who started the connection, NULL if not seen
@@ -98,7 +108,7 @@ static __always_inline void emit_state(const struct cs_flow *flow, const struct 
 	e->oldstate = oldstate;
 	e->newstate = newstate;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 }
 
 /* A retransmission; state: enum cs_tcp_state, kind: enum cs_retransmit_kind. */
@@ -117,7 +127,7 @@ static __always_inline void emit_retransmit(const struct cs_flow *flow, __u32 tg
 	e->kind = kind;
 	e->pad = 0;
 	e->err = err;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 }
 
 /* One connection queued on, or refused by, a listener (no process: tgid 0);
@@ -138,7 +148,7 @@ static __always_inline void emit_accept_queue(const struct cs_flow *flow, __u64 
 	e->count = 1;
 	e->kind = kind;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 }
 
 #endif /* CONNSCOPE_EMIT_BPF_H */

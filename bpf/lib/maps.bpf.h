@@ -21,6 +21,10 @@ __weak const volatile __u8 cs_aq_from_state = 0;
  * sock_ops TCP_CONNECT_CB, syscalls:sys_exit_connect). */
 __weak const volatile __u8 cs_fb_connect = 0;
 __weak const volatile __u8 cs_fb_port_alloc = 0;
+/* Records are submitted without waking the reader until this many bytes
+ * wait in the ring (then with a forced wakeup); the reader drains on its
+ * own timer meanwhile. 0: wake for every record. */
+__weak const volatile __u64 cs_rb_wakeup_bytes = 0;
 
 /* ---- records out, and what got lost ---- */
 
