@@ -108,11 +108,15 @@ std::optional<std::string> read_comm(const std::string& proc_root, std::string_v
 }
 
 std::optional<std::string> read_symlink(const std::string& path, int* err) {
+  return read_symlink(AT_FDCWD, path.c_str(), err);
+}
+
+std::optional<std::string> read_symlink(int dir_fd, const char* path, int* err) {
   // /proc links are short ("socket:[4026531992]", a path); a longer target
   // is read again with more room.
   std::string buf(128, '\0');
   for (;;) {
-    const ssize_t n = ::readlink(path.c_str(), buf.data(), buf.size());
+    const ssize_t n = ::readlinkat(dir_fd, path, buf.data(), buf.size());
     if (n < 0) {
       if (err) *err = errno;
       return std::nullopt;

@@ -45,7 +45,10 @@ std::optional<std::string> read_comm(const std::string& proc_root, std::string_v
 
 // The target of a symbolic link (/proc/<pid>/fd/N: "socket:[123]"), or
 // nullopt with *err = errno (ENOENT: the fd was closed or the process exited).
+// With dir_fd, path is relative to that open directory (readlinkat: a scan
+// of /proc/<pid>/fd then skips resolving the directory for every link).
 std::optional<std::string> read_symlink(const std::string& path, int* err = nullptr);
+std::optional<std::string> read_symlink(int dir_fd, const char* path, int* err = nullptr);
 
 // Entries of /proc/<pid>/fd; nullopt with *err = errno when the directory
 // cannot be read (ENOENT: the process exited; EACCES: another user's).

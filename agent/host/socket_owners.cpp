@@ -66,12 +66,13 @@ void SocketOwnerScan::scan_process(uint32_t pid) {
   const std::string fd_dir = proc_root_ + "/" + p + "/fd";
   UniqueDir d(::opendir(fd_dir.c_str()));
   if (!d) return;  // exited since the listing, or another user's process without privileges
+  const int dir_fd = ::dirfd(d.get());
   ++processes_read_;
   std::set<uint64_t> held;  // a process holding a socket in several fds counts once
   while (const dirent* e = ::readdir(d.get())) {
     if (e->d_name[0] == '.') continue;
     ++fds_read_;
-    std::optional<std::string> target = read_symlink(fd_dir + "/" + e->d_name);
+    std::optional<std::string> target = read_symlink(dir_fd, e->d_name);
     if (!target) continue;  // closed meanwhile
     std::optional<uint64_t> inode = parse_socket_link(*target);
     if (inode && wanted_.count(*inode)) held.insert(*inode);
@@ -146,6 +147,16 @@ void ListenerOwnerCache::update(std::vector<ListenerDump>& dumps, uint64_t now_n
       scan_.reset();
       scanning_.clear();
       ++scans_completed_;
+    } else {
+      // Pids go in ascending order, so the first holder found is the one to
+      // name: a listener without a name gets it now, the count of the
+      // others when the scan ends.
+      for (const Key& k : scanning_) {
+        auto it = entries_.find(k);
+        auto o = scan_->owners().find(k.inode);
+        if (it != entries_.end() && it->second.label.empty() && o != scan_->owners().end())
+          it->second.label = owner_label(o->second);
+      }
     }
   }
 

@@ -75,10 +75,15 @@ class SocketOwnerScan {
 std::map<uint64_t, SocketOwner> find_socket_owners(const std::string& proc_root,
                                                    const std::map<uint64_t, uint32_t>& wanted);
 
+// A socket's holders change rarely while the socket lives (fork, exit, fd
+// passing); a new socket is a new key. Reading an fd link costs 4-7 us
+// (measured with tests/bench/bench_socket_owners.cpp), so a poll's budget
+// reads a few thousand: at most 2 % of a core at one poll a second, and a
+// host with 200k fds gets a full scan in about a minute.
 struct OwnerCacheConfig {
-  double ttl_s = 60;              // an owner found (or not found) is trusted this long
-  uint64_t fds_per_poll = 50000;  // fd links one poll may read...
-  double ms_per_poll = 25;        // ...and the time it may take
+  double ttl_s = 300;            // an owner found (or not found) is trusted this long
+  uint64_t fds_per_poll = 5000;  // fd links one poll may read...
+  double ms_per_poll = 20;       // ...and the time it may take
 };
 
 // The owners of a host's listeners, as labels for the listener rows and
@@ -86,8 +91,10 @@ struct OwnerCacheConfig {
 // entry is older than the ttl (a new socket on the same address has another
 // inode, and so another key). One scan at a time covers every listener that
 // needs a lookup, a budget of fd links per poll, so a host with 200k open
-// files spreads its scan over many polls instead of stalling one; until a
-// scan completes a listener keeps the label it had.
+// files spreads its scan over many polls instead of stalling one. A listener
+// without a name gets its lowest-pid holder as soon as the scan passes it
+// (the count of the others when the scan ends); one with a name keeps it
+// until the scan ends.
 class ListenerOwnerCache {
  public:
   explicit ListenerOwnerCache(std::string proc_root, OwnerCacheConfig cfg = {});

@@ -207,12 +207,15 @@ TEST_CASE("the listener owner cache: labels, ttl, budget, closed listeners") {
   CHECK(cache.scans_completed() == 2);
 
   // A new socket on the same port is another key; with a budget of one fd
-  // per poll its scan spans polls, and the label is empty until it ends.
+  // per poll its scan spans polls: the lowest pid holding it names it as
+  // soon as the scan passes it, the count of the others comes at the end.
   OwnerCacheConfig slow = cfg;
   slow.fds_per_poll = 1;
   ListenerOwnerCache budgeted(proc.root(), slow);
-  proc.process(1000, "envoy", kNetns);
-  proc.socket(1000, 3, 7001);
+  for (uint32_t pid : {1000u, 1001u}) {
+    proc.process(pid, "envoy", kNetns);
+    proc.socket(pid, 3, 7001);
+  }
   std::vector<ListenerDump> later = {{kSec, kNetns, {listener(8080, 7001)}}};
   budgeted.update(later, kSec);  // pid 812
   CHECK(later[0].listeners[0].owner.empty());
@@ -220,14 +223,18 @@ TEST_CASE("the listener owner cache: labels, ttl, budget, closed listeners") {
   CHECK(later[0].listeners[0].owner.empty());
   budgeted.update(later, 3 * kSec);  // pid 1000
   CHECK(later[0].listeners[0].owner == "envoy (pid 1000)");
-  CHECK(budgeted.fds_read_total() == 3);
+  CHECK(budgeted.scans_completed() == 0);
+  budgeted.update(later, 4 * kSec);  // pid 1001: done
+  CHECK(later[0].listeners[0].owner == "envoy (pid 1000 and 1 more)");
+  CHECK(budgeted.scans_completed() == 1);
+  CHECK(budgeted.fds_read_total() == 4);
 
   // A closed listener is forgotten: a new socket reusing its inode is looked up afresh.
   std::vector<ListenerDump> none = {{kSec, kNetns, {}}};
-  budgeted.update(none, 4 * kSec);
+  budgeted.update(none, 5 * kSec);
   fs::remove(proc.dir(1000) + "/fd/3");
-  budgeted.update(later, 5 * kSec);
-  budgeted.update(later, 6 * kSec);
-  budgeted.update(later, 7 * kSec);
+  fs::remove(proc.dir(1001) + "/fd/3");
+  for (uint64_t t = 6; t <= 9; ++t) budgeted.update(later, t * kSec);
   CHECK(later[0].listeners[0].owner.empty());
+  CHECK(budgeted.scans_completed() == 2);
 }
