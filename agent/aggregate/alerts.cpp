@@ -272,6 +272,7 @@ std::vector<Alert> AlertEngine::evaluate(Snapshot& s) {
     a.target_kind = TargetKind::listener;
     a.target = l.listen;
     a.netns = l.key.netns;
+    a.process = l.process;
     const Place where = place_of(s, l.key.netns, nullptr);
     a.netns_name = where.name;
     a.in_agent_netns = where.own;

@@ -57,6 +57,9 @@ void ListenerTable::on_sample(uint32_t netns, const std::vector<ListenerInfo>& l
       l->stats.key.addr = info.addr;
       l->stats.listen = format_endpoint(info.family, info.addr, info.port);
     }
+    // An owner not (yet) found does not erase the one known: a lookup in
+    // progress, or a process whose fds became unreadable, keeps the name.
+    if (!l->stats.other && !info.owner.empty()) l->stats.process = info.owner;
     l->last_sample_ns = ts_ns;
     queue_sample(*l, info.queue_len, info.max_backlog);
   }

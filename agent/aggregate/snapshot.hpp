@@ -126,8 +126,9 @@ struct ListenerKey {
 
 struct ListenerStats {
   ListenerKey key;
-  bool other = false;  // fold-over row, or counts no listener could be named for
-  std::string listen;  // "0.0.0.0:8080", "[::]:8080", "other", "unattributed"
+  bool other = false;   // fold-over row, or counts no listener could be named for
+  std::string listen;   // "0.0.0.0:8080", "[::]:8080", "other", "unattributed"
+  std::string process;  // "nginx (pid 812)": the process holding the listening socket ("": not known)
 
   uint32_t queue_len = 0;    // accept-queue length at the last sample
   uint32_t queue_peak = 0;   // largest length seen this interval

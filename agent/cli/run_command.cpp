@@ -94,6 +94,7 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
 
   SurveyConfig survey;
   survey.census_interval_s = opts.engine.reconcile_interval_s;
+  survey.listener_owners = true;  // live only: a recording keeps no owners, a replay has no /proc
   LiveCapture capture(common, opts, survey);
   print_unknown_netns_note(opts.filter.netns);
   engine.set_strategies(strategies_in_use(capture.choices()));

@@ -54,7 +54,7 @@ void collect_processes(HostFacts* f) {
   if (all.size() > 4 * kTopProcesses) all.resize(4 * kTopProcesses);
   for (ProcessFds& p : all) {
     const std::string pid = std::to_string(p.pid);
-    if (std::optional<std::string> comm = read_comm(pid)) p.comm = std::move(*comm);
+    if (std::optional<std::string> comm = read_comm("/proc", pid)) p.comm = std::move(*comm);
     if (std::optional<std::string> limits = read_text_file("/proc/" + pid + "/limits"))
       parse_max_open_files(*limits, &p.soft_limit, &p.hard_limit);
   }
@@ -79,7 +79,7 @@ std::string netns_label(const std::string& path) {
   constexpr std::string_view kProc = "/proc/";
   if (path.rfind(kProc, 0) != 0) return path;
   const std::string pid = path.substr(kProc.size(), path.find('/', kProc.size()) - kProc.size());
-  std::optional<std::string> comm = read_comm(pid);
+  std::optional<std::string> comm = read_comm("/proc", pid);
   return "pid " + pid + (comm ? " (" + *comm + ")" : "");
 }
 

@@ -133,6 +133,7 @@ Json listener_json(const ListenerStats& l) {
   o["netns"] = l.key.netns;
   o["family"] = family_json(l.key.family);
   o["listen"] = l.listen;
+  o["process"] = l.process.empty() ? Json(nullptr) : Json(l.process);
   o["addr"] = addressed ? Json(format_address(l.key.family, l.key.addr)) : Json(nullptr);
   o["port"] = addressed ? Json(l.key.port) : Json(nullptr);
   o["other"] = l.other;

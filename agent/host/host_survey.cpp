@@ -21,6 +21,7 @@ HostSurvey::HostSurvey(SurveyConfig cfg) : cfg_(cfg) {
   if (cfg_.accept_queue_fallback)
     aq_poller_ = std::make_unique<ListenerPoller>([this](const cs_accept_queue_event& e) { aq_pending_.push_back(e); },
                                                   cfg_.netns_filter);
+  if (cfg_.listeners && cfg_.listener_owners) owners_ = std::make_unique<ListenerOwnerCache>("/proc");
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -94,6 +95,7 @@ void HostSurvey::poll_once(uint64_t now_ns) {
                 info.port = s.sport;
                 info.queue_len = s.rqueue;
                 info.max_backlog = s.wqueue;
+                info.inode = s.inode;
                 l.listeners.push_back(info);
               }
               batch.listeners.push_back(std::move(l));
@@ -119,6 +121,8 @@ void HostSurvey::poll_once(uint64_t now_ns) {
         &error);
     if (!ok) problems.push_back(error);
     if (census_due && ok) census_runs_ = std::move(census_runs);
+    // /proc/<pid>/fd is the same from every netns: one scan for all of them.
+    if (owners_) owners_->update(batch.listeners, monotonic_now_ns());
   }
   if (aq_poller_) {
     std::string error;

@@ -20,6 +20,7 @@
 #include "host/host_settings.hpp"
 #include "host/listener_poller.hpp"
 #include "host/socket_census.hpp"
+#include "host/socket_owners.hpp"
 #include "util/clock.hpp"
 
 namespace connscope {
@@ -29,17 +30,14 @@ struct SurveyConfig {
   double interval_s = 1.0;             // between polls
   bool settings = true;                // read each namespace's sysctls (reported when they change)
   bool listeners = true;               // accept-queue length samples
+  bool listener_owners = false;        // name each listener's process (a budgeted /proc/<pid>/fd scan, cached)
   double census_interval_s = 0;        // full socket dumps; 0 = never
   bool accept_queue_fallback = false;  // ListenerPoller overflow attribution
 };
 
 struct SurveyBatch {
   std::vector<std::pair<uint64_t, NetnsSettings>> settings;
-  struct Listeners {
-    uint64_t ts_ns;
-    uint32_t netns;
-    std::vector<ListenerInfo> listeners;
-  };
+  using Listeners = ListenerDump;
   std::vector<Listeners> listeners;
   struct Census {
     uint64_t ts_ns;
@@ -78,6 +76,7 @@ class HostSurvey {
 
   SurveyConfig cfg_;
   std::unique_ptr<ListenerPoller> aq_poller_;
+  std::unique_ptr<ListenerOwnerCache> owners_;
   std::vector<cs_accept_queue_event> aq_pending_;
   std::map<uint32_t, NetnsSettings> last_settings_;
   uint64_t next_census_ns_ = 0;

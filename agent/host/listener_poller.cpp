@@ -158,6 +158,7 @@ int parse_sock_diag_listeners(std::span<const uint8_t> buf, std::vector<Listener
     l.port = ntohs(m.id.idiag_sport);
     l.queue_len = m.idiag_rqueue;
     l.max_backlog = m.idiag_wqueue;
+    l.inode = m.idiag_inode;
     // INET_DIAG_SKMEMINFO is u32[SK_MEMINFO_VARS].
     size_t at = 0;
     while (at + sizeof(rtattr) <= attrs.size()) {

@@ -45,6 +45,15 @@ struct ListenerInfo {
   uint32_t max_backlog;          // idiag_wqueue = sk_max_ack_backlog
   uint32_t drops = 0;            // SK_MEMINFO_DROPS (sk_drops): bumped by every tcp_listendrop()
   bool has_drops = false;        // the dump carried INET_DIAG_SKMEMINFO
+  uint32_t inode = 0;            // idiag_inode: the socket's inode, what /proc/<pid>/fd links name
+  std::string owner;             // "nginx (pid 812)": the process holding it (live runs; never recorded)
+};
+
+// One namespace's listeners at one time.
+struct ListenerDump {
+  uint64_t ts_ns;
+  uint32_t netns;
+  std::vector<ListenerInfo> listeners;
 };
 
 // The kernel's sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog.

@@ -87,10 +87,46 @@ std::optional<uint64_t> read_u64_file(const std::string& path) {
   return t ? parse_u64(trim(*t)) : std::nullopt;
 }
 
-std::optional<std::string> read_comm(std::string_view pid) {
-  std::optional<std::string> comm = read_text_file("/proc/" + std::string(pid) + "/comm");
+std::vector<uint32_t> list_pids(const std::string& proc_root) {
+  std::vector<uint32_t> pids;
+  DIR* d = ::opendir(proc_root.c_str());
+  if (!d) return pids;
+  while (const dirent* e = ::readdir(d)) {
+    if (!all_digits(e->d_name)) continue;
+    std::optional<uint64_t> pid = parse_u64(e->d_name);
+    if (pid && *pid <= std::numeric_limits<uint32_t>::max()) pids.push_back(static_cast<uint32_t>(*pid));
+  }
+  ::closedir(d);
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
+
+std::optional<std::string> read_comm(const std::string& proc_root, std::string_view pid) {
+  std::optional<std::string> comm = read_text_file(proc_root + "/" + std::string(pid) + "/comm");
   if (!comm) return std::nullopt;
   return std::string(trim(*comm));
+}
+
+std::optional<std::string> read_symlink(const std::string& path, int* err) {
+  return read_symlink(AT_FDCWD, path.c_str(), err);
+}
+
+std::optional<std::string> read_symlink(int dir_fd, const char* path, int* err) {
+  // /proc links are short ("socket:[4026531992]", a path); a longer target
+  // is read again with more room.
+  std::string buf(128, '\0');
+  for (;;) {
+    const ssize_t n = ::readlinkat(dir_fd, path, buf.data(), buf.size());
+    if (n < 0) {
+      if (err) *err = errno;
+      return std::nullopt;
+    }
+    if (static_cast<size_t>(n) < buf.size()) {
+      buf.resize(static_cast<size_t>(n));
+      return buf;
+    }
+    buf.resize(buf.size() * 2);
+  }
 }
 
 std::optional<uint64_t> count_fds(std::string_view pid, int* err) {

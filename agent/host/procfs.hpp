@@ -36,8 +36,19 @@ bool all_digits(std::string_view s);
 // nullopt when it cannot be read or holds anything else.
 std::optional<uint64_t> read_u64_file(const std::string& path);
 
-// /proc/<pid>/comm without its newline; nullopt when the process is gone or unreadable.
-std::optional<std::string> read_comm(std::string_view pid);
+// The pids under proc_root ("/proc", or a fake tree in tests), ascending;
+// empty when the directory cannot be read.
+std::vector<uint32_t> list_pids(const std::string& proc_root);
+
+// <proc_root>/<pid>/comm without its newline; nullopt when the process is gone or unreadable.
+std::optional<std::string> read_comm(const std::string& proc_root, std::string_view pid);
+
+// The target of a symbolic link (/proc/<pid>/fd/N: "socket:[123]"), or
+// nullopt with *err = errno (ENOENT: the fd was closed or the process exited).
+// With dir_fd, path is relative to that open directory (readlinkat: a scan
+// of /proc/<pid>/fd then skips resolving the directory for every link).
+std::optional<std::string> read_symlink(const std::string& path, int* err = nullptr);
+std::optional<std::string> read_symlink(int dir_fd, const char* path, int* err = nullptr);
 
 // Entries of /proc/<pid>/fd; nullopt with *err = errno when the directory
 // cannot be read (ENOENT: the process exited; EACCES: another user's).

@@ -641,8 +641,12 @@ void accept_overflow_alert(int af) {
   CHECK(n <= kernel_overflows);
   CHECK_MESSAGE(contains(alert->value("summary", ""), std::to_string(n) + " connections dropped"),
                 "the summary must carry the count");
-  CHECK(contains(agent.stderr_text(), " ALERT warning listen_overflow " + target + " netns " + t.server.name() + ": " +
-                                          std::to_string(n) + " connections dropped: accept queue full"));
+  // The process holding the listener: the server child.
+  const std::string owner = f.server_comm + " (pid " + std::to_string(f.server_pid) + ")";
+  CHECK(alert->value("process", "") == owner);
+  CHECK(contains(agent.stderr_text(), " ALERT warning listen_overflow " + target + " netns " + t.server.name() + " [" +
+                                          owner + "]: " + std::to_string(n) +
+                                          " connections dropped: accept queue full"));
   // The listener closed at the end: what it dropped before closing is still
   // its own, never `unattributed`.
   CHECK_FALSE(contains(agent.stderr_text(), "listen_overflow unattributed"));

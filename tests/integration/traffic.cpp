@@ -270,6 +270,8 @@ OverflowFacts drive_accept_overflow(const Topology& t, int af, uint16_t port, in
   auto server = start_server(t, af, port, backlog, [](Channel& ch, int) {
     ch.recv(scaled(ms(60000)));  // never accept; hold the listener until killed
   });
+  f.server_pid = server->pid();
+  f.server_comm = server->comm();
   Endpoint dst{af, t.server_addr(af), port};
   // First fill the accept queue (it holds backlog + 1 connections), one
   // connection at a time so that the SYN queue never looks flooded (that

@@ -94,6 +94,8 @@ ExhaustionFacts drive_port_exhaustion(const Topology& t, int af, uint16_t port, 
 // clients retransmit them). `while_overflowing` runs while they retry.
 struct OverflowFacts {
   pid_t client_pid = 0;
+  pid_t server_pid = 0;                 // the process holding the listener
+  std::string server_comm;              // its comm (kServerComm as the kernel keeps it)
   std::vector<uint16_t> queued_ports;   // connections in the accept queue
   std::vector<uint16_t> dropped_ports;  // connections whose SYNs are dropped
   int64_t listen_overflows_before = -1;

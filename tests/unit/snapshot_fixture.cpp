@@ -181,6 +181,7 @@ Snapshot make_fixture_snapshot(uint64_t seq, double timestamp) {
   ListenerStats http;
   http.key = {kHostNetns, AF_INET, {}, 8080};
   http.listen = "0.0.0.0:8080";
+  http.process = "nginx (pid 812 and 4 more)";
   http.queue_len = 3;
   http.queue_peak = 129;
   http.max_backlog = 128;

@@ -1,6 +1,10 @@
 // The listener table through the Aggregator: accepts, queue samples, overflows, retransmits.
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
+#include "aggregate/alerts.hpp"
 #include "aggregate_events.hpp"
 
 using namespace connscope;
@@ -52,4 +56,35 @@ TEST_CASE("listeners: accepts, queue samples, overflows, SYN-ACK retransmits") {
   CHECK(s.listeners[1].listen == "unattributed");
   CHECK(s.listeners[1].overflows == 2);
   CHECK(s.accept_queue_fill.interval.count() == 1);
+}
+
+TEST_CASE("listeners: the owner a live sample names reaches the row and listen_overflow") {
+  Aggregator a(AggregatorConfig{});
+  a.start(kSec);
+  ListenerInfo l{};
+  l.family = AF_INET;
+  l.port = 8080;
+  l.max_backlog = 4;
+  l.owner = "nginx (pid 812 and 4 more)";
+  a.on_listener_sample(kNs, {l}, kSec + 1);
+  l.owner.clear();  // a lookup under way (or a replay) does not erase the name
+  a.on_listener_sample(kNs, {l}, kSec + 2);
+  cs_accept_queue_event ov{};
+  ov.h.type = CS_EV_ACCEPT_QUEUE;
+  ov.h.ts_ns = kSec + 20;
+  ov.flow = flow("0.0.0.0", 8080, "0.0.0.0", 0);
+  ov.kind = CS_AQ_OVERFLOW;
+  ov.count = 4;
+  ov.backlog = 5;
+  ov.max_backlog = 4;
+  a.on_event(ov);
+  Snapshot s = a.close_interval(2 * kSec, 1000);
+  REQUIRE(s.listeners.size() == 1);
+  CHECK(s.listeners[0].process == "nginx (pid 812 and 4 more)");
+  AlertEngine alerts(AlertThresholds{});
+  std::vector<Alert> changed = alerts.evaluate(s);
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].process == "nginx (pid 812 and 4 more)");
+  CHECK(format_alert_line(changed[0]).find(" [nginx (pid 812 and 4 more)]: 4 connections dropped") !=
+        std::string::npos);
 }

@@ -60,11 +60,11 @@ TEST_CASE("read_u64_file, read_comm and count_fds read this process") {
   CHECK_FALSE(read_u64_file(fixture_path("procsys/no-such-file")).has_value());
 
   const std::string self = std::to_string(::getpid());
-  std::optional<std::string> comm = read_comm(self);
+  std::optional<std::string> comm = read_comm("/proc", self);
   REQUIRE(comm.has_value());
   CHECK_FALSE(comm->empty());
   CHECK(comm->find('\n') == std::string::npos);
-  CHECK_FALSE(read_comm("0").has_value());
+  CHECK_FALSE(read_comm("/proc", "0").has_value());
 
   int err = 0;
   std::optional<uint64_t> fds = count_fds(self, &err);
