@@ -19,7 +19,7 @@ endif
 
 # Debian packages the project needs to build, run and test (installed by `make deps`).
 DEPS_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libbenchmark-dev \
+	nlohmann-json3-dev libcli11-dev libtomlplusplus-dev doctest-dev libcpp-httplib-dev libbenchmark-dev \
 	qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 nftables procps \
 	clang-format clang-tidy bpftrace libbpf-tools prometheus python3
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "cli/config_file.hpp"
 #include "cli/version.hpp"
 #include "util/unique_fd.hpp"
 
@@ -69,16 +70,58 @@ bool resolve_cgroup(const std::string& text, __u64* id, std::string* error) {
   return true;
 }
 
-// The first word that is neither a flag nor --config's value: the command.
-std::optional<std::string> first_command_word(const std::vector<std::string>& args) {
+// The first word that is not a flag: the command (--config and its value are taken out before).
+std::optional<std::size_t> first_command_word(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); i++) {
-    if (args[i] == "--config") {
+    if (args[i] == "--") break;
+    if (!args[i].empty() && args[i][0] != '-') return i;
+  }
+  return std::nullopt;
+}
+
+// Takes `--config FILE` (or --config=FILE) out of `args`, before or after the command: the file is read with
+// toml++ here, and CLI11 parses what it says as flags.
+bool take_config_flag(std::vector<std::string>* args, std::string* path, std::string* error) {
+  for (std::size_t i = 0; i < args->size();) {
+    const std::string& a = (*args)[i];
+    if (a == "--") break;
+    std::size_t words = 0;
+    std::string value;
+    if (a == "--config") {
+      if (i + 1 >= args->size()) {
+        *error = "--config needs a FILE (a TOML file with a [run], [record] or [trace] section)";
+        return false;
+      }
+      value = (*args)[i + 1];
+      words = 2;
+    } else if (a.rfind("--config=", 0) == 0) {
+      value = a.substr(9);
+      words = 1;
+    }
+    if (words == 0) {
       i++;
       continue;
     }
-    if (!args[i].empty() && args[i][0] != '-') return args[i];
+    if (!path->empty()) {
+      *error = "--config given twice (" + *path + ", " + value + "); give one file";
+      return false;
+    }
+    if (value.empty()) {
+      *error = "--config needs a FILE (a TOML file with a [run], [record] or [trace] section)";
+      return false;
+    }
+    *path = value;
+    args->erase(args->begin() + static_cast<std::ptrdiff_t>(i), args->begin() + static_cast<std::ptrdiff_t>(i + words));
   }
-  return std::nullopt;
+  return true;
+}
+
+bool asks_for_help(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--") break;
+    if (a == "-h" || a == "--help" || a == "--version") return true;
+  }
+  return false;
 }
 
 std::string one_line(std::string s) {
@@ -212,16 +255,6 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
       "each kernel allows.",
       "connscope"};
   app.require_subcommand(1);
-  // `connscope run --config FILE`: CLI11 reads config files at the top level,
-  // so the option lives here and subcommands let it fall through. Keys are
-  // the long flag names in a section per subcommand ([run] interval = 0.5);
-  // an unknown key is an error, like an unknown flag.
-  app.fallthrough();
-  app.set_config("--config", "",
-                 "Read options from a TOML file: a [run] (or [record], [trace]) section with the long flag names as "
-                 "keys, e.g. [run] interval = 0.5")
-      ->check(CLI::ExistingFile);
-  app.allow_config_extras(CLI::config_extras_mode::error);
   app.set_version_flag("--version", "connscope " CONNSCOPE_VERSION);
 
   std::vector<std::string> strategies;
@@ -239,7 +272,14 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   probe->add_flag("--json", out.probe_json, "Print JSON: {\"families\":[{family,strategy,ok,rejected}]}");
 
   std::string pid, netns, cgroup, lports, rports, ringbuf;
+  // `connscope run --config FILE`: taken out of the arguments and read by read_config_file(); declared here for
+  // --help and so that `config` is a key of no section.
+  std::string config_path;
   auto add_capture = [&](CLI::App* sub, CaptureOptions& c) {
+    sub->add_option("--config", config_path,
+                    "Read options from a TOML file: a [run] (or [record], [trace]) section with the long flag names "
+                    "as keys, e.g. [run] interval = 0.5; flags on the command line win")
+        ->type_name("FILE");
     sub->add_option("-d,--duration", c.duration_s, "Stop after SECONDS (default, or 0: until Ctrl-C)")
         ->check(CLI::NonNegativeNumber);
     sub->add_option("-p,--pid", pid,
@@ -358,7 +398,41 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
                    "CI. Default: exit 0 whatever the findings")
       ->check(CLI::IsMember({"warning", "critical"}));
 
-  std::vector<std::string> argv_rev(args.rbegin(), args.rend());
+  std::vector<std::string> argv = args;
+  std::string err;
+  if (!take_config_flag(&argv, &config_path, &err)) {
+    out.exit_code = 2;
+    out.message = "connscope: " + err;
+    return out;
+  }
+  ConfigFile config;
+  const CLI::App* config_sub = nullptr;  // the command whose section the file's flags are for
+  const auto word = first_command_word(argv);
+  if (!config_path.empty() && word && !asks_for_help(argv)) {
+    const std::string& command = argv[*word];
+    if (command == "probe" || command == "doctor") {
+      out.exit_code = 2;
+      out.message = "connscope: --config is for run, record and trace; " + command + " takes its flags only";
+      return out;
+    }
+    if (command == "run" || command == "record" || command == "trace") {
+      if (!read_config_file(config_path, app, command, &config, &err)) {
+        out.exit_code = 2;
+        out.message = "connscope: " + err;
+        return out;
+      }
+      config_sub = app.get_subcommand(command);
+      // Before the command line's own flags, which then win.
+      const auto flags = config_flags(&config, *config_sub, argv);
+      argv.insert(argv.begin() + static_cast<std::ptrdiff_t>(*word + 1), flags.begin(), flags.end());
+    }
+  }
+  auto from_file = [&](const std::string& msg, std::size_t element = 0) -> std::optional<std::string> {
+    if (!config_sub) return std::nullopt;
+    return explain_config_error(config, *config_sub, msg, element);
+  };
+
+  std::vector<std::string> argv_rev(argv.rbegin(), argv.rend());
   try {
     app.parse(argv_rev);
   } catch (const CLI::CallForHelp& e) {
@@ -373,30 +447,30 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
     out.exit_code = 2;
     std::string what = one_line(e.what());
     // CLI11 reports a mistyped command as "A subcommand is required": name it.
-    const auto word = first_command_word(args);
     const auto subs = {probe, trace, run, record, doctor};
-    if (word && std::none_of(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->get_name() == *word; })) {
-      out.message = "connscope: unknown command '" + *word +
+    if (word &&
+        std::none_of(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->get_name() == argv[*word]; })) {
+      out.message = "connscope: unknown command '" + argv[*word] +
                     "'; the commands are probe, trace, run, record and doctor (see connscope --help)";
       return out;
     }
-    const std::string ini = "INI was not able to parse ";
-    if (what.rfind(ini, 0) == 0)
-      what = "--config: unknown key '" + what.substr(ini.size()) +
-             "': keys are long flag names under a [run], [record] or [trace] section, e.g. [run] interval = 0.5";
+    if (auto file = from_file(what)) {
+      out.message = "connscope: " + *file;
+      return out;
+    }
     out.message = "connscope: " + what + " (see connscope --help)";
     return out;
   }
 
-  auto fail = [&](const std::string& msg) {
+  // A value from the file is blamed on its line and key, one from the command line on its flag.
+  auto fail = [&](const std::string& msg, std::size_t element = 0) {
     out.kind = ParsedCommand::Kind::none;
     out.exit_code = 2;
-    out.message = "connscope: " + msg;
+    out.message = "connscope: " + from_file(msg, element).value_or(msg);
     return out;
   };
-  std::string err;
-  for (const auto& s : strategies)
-    if (!parse_strategy_flag(s, &out.common.forced, &err)) return fail("--strategy " + err);
+  for (std::size_t i = 0; i < strategies.size(); i++)
+    if (!parse_strategy_flag(strategies[i], &out.common.forced, &err)) return fail("--strategy " + err, i);
 
   if (probe->parsed()) {
     out.kind = ParsedCommand::Kind::probe;

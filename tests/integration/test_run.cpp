@@ -806,9 +806,11 @@ TEST_SUITE("run") {
     }
     check_error({"run", "--replay", "/nonexistent/connscope.csrec"}, {"/nonexistent/connscope.csrec"});
     create_file(dir.file("bad-value.toml"), "[run]\ninterval = -1\n");
-    check_error({"run", "--config", dir.file("bad-value.toml"), "--listen", "off"}, {"--interval"});
+    check_error({"run", "--config", dir.file("bad-value.toml"), "--listen", "off"},
+                {dir.file("bad-value.toml") + ":2:12: [run] interval: -1 is not in [0.05, 3600]"});
     create_file(dir.file("bad-key.toml"), "[run]\nno_such_key = 1\n");
-    check_error({"run", "--config", dir.file("bad-key.toml"), "--listen", "off"}, {"no_such_key"});
+    check_error({"run", "--config", dir.file("bad-key.toml"), "--listen", "off"},
+                {dir.file("bad-key.toml") + ":2:1: [run] no_such_key: unknown key"});
     check_error({"run", "--warn-utilization", "0.95", "--crit-utilization", "0.9", "--listen", "off"},
                 {"--warn-utilization", "--crit-utilization"});
   }
