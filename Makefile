@@ -146,6 +146,11 @@ $(BUILD)/spread: tests/bench/spread.c | $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
 
+# The saturating loopback connect storm behind tests/bench/storm.sh (tests/bench/storm.c).
+$(BUILD)/storm: tests/bench/storm.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 # Micro-benchmarks of the user-space path (Google Benchmark), then the
 # agent's overhead on real connections side by side, then its series,
 # /metrics bytes and memory for 256, 1000 and 10000 destinations (root).
