@@ -44,11 +44,11 @@ awk -v s="$seconds" 'BEGIN { exit !(s + 0 > 0 && s + 0 <= 60) }' || { echo "stor
 case " $configs " in *" baseline "*) ;; *) echo "storm.sh: STORM_CONFIGS must include baseline" >&2; exit 2 ;; esac
 
 tmp=$(mktemp -d /tmp/csstorm.XXXXXX)
-ns=; tpid=; stats_old=
+ns=; tpid=; tool=; stats_old=
 stop_tool() {  # SIGINT, at most 10 s, then SIGKILL
   kill -INT "$tpid" 2>/dev/null || true
   i=0; while kill -0 "$tpid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  if kill -0 "$tpid" 2>/dev/null; then kill -KILL "$tpid" 2>/dev/null || true; echo "storm.sh: pid $tpid ignored SIGINT for 10 s: killed" >&2; fi
+  if kill -0 "$tpid" 2>/dev/null; then kill -KILL "$tpid" 2>/dev/null || true; echo "storm.sh: $tool (pid $tpid) ignored SIGINT for 10 s: killed" >&2; fi
   wait "$tpid" 2>/dev/null || true; tpid=
 }
 cleanup() {
@@ -101,7 +101,7 @@ start_tool() {
     bpftrace) bpftrace "$tmp/states.bt" >"$tmp/tool.out" 2>"$tmp/tool.err" & ready='Attaching' ;;
     tcpstates | tcplife) "$1" >/dev/null 2>"$tmp/tool.err" & ;;
   esac
-  tpid=$!
+  tpid=$!; tool=$1
   prev=0; i=0
   while [ $i -lt 150 ]; do
     if ! kill -0 "$tpid" 2>/dev/null; then
