@@ -151,6 +151,11 @@ EOF
   c0=$(on_cpu_ns "$tpid")
   line=$(run_storm "$1")
   sleep 0.5  # what the tool still does for the storm's records counts too
+  if ! kill -0 "$tpid" 2>/dev/null; then
+    rc=0; wait "$tpid" || rc=$?; tpid=
+    why=$(grep -v -e '^[[:space:]]*$' -e 'RLIMIT_MEMLOCK' "$tmp/tool.err" 2>/dev/null | tail -1 | cut -c1-160)
+    echo "exited with status $rc during the storm (round $3, close=$1): ${why:-no message}" > "$tmp/na.$2"; return 0
+  fi
   read -r u1 s1 <<EOF
 $(cpu_ticks "$tpid")
 EOF
