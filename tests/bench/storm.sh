@@ -106,7 +106,7 @@ start_tool() {
   while [ $i -lt 150 ]; do
     if ! kill -0 "$tpid" 2>/dev/null; then
       rc=0; wait "$tpid" || rc=$?; tpid=
-      why=$(grep -v -e '^[[:space:]]*$' -e 'RLIMIT_MEMLOCK' "$tmp/tool.err" "$tmp/tool.out" 2>/dev/null | tail -1 | cut -c1-160)
+      why=$(grep -h -v -e '^[[:space:]]*$' -e 'RLIMIT_MEMLOCK' "$tmp/tool.err" "$tmp/tool.out" 2>/dev/null | tail -1 | cut -c1-160)
       echo "exited with status $rc after start: ${why:-no message}" > "$tmp/why"; return 1
     fi
     n=$(attached "$tpid")
@@ -153,7 +153,7 @@ EOF
   sleep 0.5  # what the tool still does for the storm's records counts too
   if ! kill -0 "$tpid" 2>/dev/null; then
     rc=0; wait "$tpid" || rc=$?; tpid=
-    why=$(grep -v -e '^[[:space:]]*$' -e 'RLIMIT_MEMLOCK' "$tmp/tool.err" 2>/dev/null | tail -1 | cut -c1-160)
+    why=$(grep -h -v -e '^[[:space:]]*$' -e 'RLIMIT_MEMLOCK' "$tmp/tool.err" 2>/dev/null | tail -1 | cut -c1-160)
     echo "exited with status $rc during the storm (round $3, close=$1): ${why:-no message}" > "$tmp/na.$2"; return 0
   fi
   read -r u1 s1 <<EOF
@@ -269,14 +269,20 @@ EOF
 $(summary "$v" "$c" 11)
 EOF
     rss=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+    # /proc/PID/stat counts in clock ticks: one tick over a storm's connections
+    # is the finest step of the user and sys figures.
+    read -r conns _ <<EOF
+$(summary "$v" "$c" 5)
+EOF
+    step=$(awk -v t="$tick_us" -v n="$conns" 'BEGIN { if (n > 0) printf "%.2f", t / n; else print "-" }')
     case $c in
       connscope*)
         lost=$(awk -v v="$v" -v c="$c" '$1 == v && $2 == c { if ($12 == "?") u = 1; else s += $12 } END { print u ? "?" : s + 0 }' "$tmp/results")
-        printf '  %-13s user %s us/conn (%s..%s; goal <= 0.5: %s)  sys %s  on-CPU %s (%s..%s)  peak RSS %s MiB  lost %s over all rounds (goal 0: %s)\n' \
-          "$c" "$user" "$ulo" "$uhi" "$(verdict "$user" le 0.5)" "$sys" "$oncpu" "$olo" "$ohi" "$rss" "$lost" "$(verdict "$lost" le 0)" ;;
+        printf '  %-13s user %s us/conn (%s..%s; goal <= 0.5: %s)  sys %s  (1 tick = %s)  on-CPU %s (%s..%s)  peak RSS %s MiB  lost %s over all rounds (goal 0: %s)\n' \
+          "$c" "$user" "$ulo" "$uhi" "$(verdict "$user" le 0.5)" "$sys" "$step" "$oncpu" "$olo" "$ohi" "$rss" "$lost" "$(verdict "$lost" le 0)" ;;
       *)
-        printf '  %-13s user %s us/conn (%s..%s)  sys %s  on-CPU %s (%s..%s)  peak RSS %s MiB\n' \
-          "$c" "$user" "$ulo" "$uhi" "$sys" "$oncpu" "$olo" "$ohi" "$rss" ;;
+        printf '  %-13s user %s us/conn (%s..%s)  sys %s  (1 tick = %s)  on-CPU %s (%s..%s)  peak RSS %s MiB\n' \
+          "$c" "$user" "$ulo" "$uhi" "$sys" "$step" "$oncpu" "$olo" "$ohi" "$rss" ;;
     esac
   done
   echo "connscope BPF programs, one storm with kernel.bpf_stats_enabled=1:"
