@@ -65,7 +65,7 @@ help:
 	@echo "make test-host  real BPF on the running kernel, network namespaces (root)"
 	@echo "make test-vm    Debian 6.1 and 6.12 kernels under qemu TCG (root for nothing)"
 	@echo "make test-dashboards  dashboards + rules: static checks, promtool, a live Prometheus (root)"
-	@echo "make bench      micro-benchmarks (Google Benchmark) and the agent's overhead, side by side"
+	@echo "make bench      micro-benchmarks (Google Benchmark), the agent's cost under a connect storm beside other tools (root)"
 	@echo "make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from BTF=$(BTF)"
 	@echo "make format / make tidy   clang-format / clang-tidy the sources"
 
@@ -151,13 +151,20 @@ $(BUILD)/hold: tests/bench/hold.c | $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
 
+# The saturating loopback connect storm behind tests/bench/storm.sh (tests/bench/storm.c).
+$(BUILD)/storm: tests/bench/storm.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 # Micro-benchmarks of the user-space path (Google Benchmark), then the
-# agent's overhead on real connections side by side, then its series,
-# /metrics bytes and memory for 256, 1000 and 10000 destinations (root).
-bench: $(BENCH_BINS) $(BUILD)/connscope $(BUILD)/spread $(BUILD)/hold
+# agent's throughput cost under a saturating connect storm beside bpftrace
+# and libbpf-tools (interleaved rounds), then its series, /metrics bytes and
+# memory for 256, 1000 and 10000 destinations, then its cost at rest by
+# held sockets (root).
+bench: $(BENCH_BINS) $(BUILD)/connscope $(BUILD)/spread $(BUILD)/storm $(BUILD)/hold
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
-	@echo "== agent overhead (tests/bench/overhead.sh)"
-	tests/bench/overhead.sh $(BUILD)
+	@echo "== agent cost under a connect storm (tests/bench/storm.sh)"
+	tests/bench/storm.sh $(BUILD)
 	@echo "== series and /metrics size by destinations (tests/bench/series.sh)"
 	tests/bench/series.sh $(BUILD)
 	@echo "== cost at rest by held sockets (tests/bench/scale.sh)"
