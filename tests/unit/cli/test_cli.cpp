@@ -251,7 +251,7 @@ TEST_CASE("run --config: the README example parses") {
   CHECK(c.run.listen_port == 9464);
   CHECK(c.run.engine.alerts.warn_utilization == doctest::Approx(0.7));
   CHECK(c.run.engine.alerts.crit_utilization == doctest::Approx(0.9));
-  CHECK(c.run.engine.aggregator.top_destinations == 256);
+  CHECK(c.run.engine.aggregator.top_destinations == 64);
 }
 
 TEST_CASE("run --config: TOML sections, values checked, keys named") {
