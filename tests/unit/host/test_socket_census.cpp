@@ -246,19 +246,33 @@ TEST_CASE("parse_sock_diag_sockets rejects garbled headers and reports kernel er
   CHECK(parse_sock_diag_sockets({}, &out) == 0);
 }
 
+// A loopback listener (backlog 7) and one connection to it, not accepted.
+struct LoopbackPair {
+  int l = -1, c = -1;
+  uint16_t port = 0;
+  LoopbackPair() {
+    l = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(l >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(l, 7) == 0);
+    socklen_t alen = sizeof a;
+    REQUIRE(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+    port = ntohs(a.sin_port);
+    c = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  ~LoopbackPair() {
+    ::close(c);
+    ::close(l);
+  }
+};
+
 TEST_CASE("dump_tcp_sockets sees a listener and a connection created here, and filters by state") {
-  int l = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(l >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(l, 7) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
-  const uint16_t port = ntohs(a.sin_port);
-  int c = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  LoopbackPair p;
+  const uint16_t port = p.port;
 
   std::vector<SocketRecord> all;
   REQUIRE(dump_tcp_sockets(&all) == 0);
@@ -273,8 +287,6 @@ TEST_CASE("dump_tcp_sockets sees a listener and a connection created here, and f
   REQUIRE(dump_tcp_sockets(&listeners, 1u << TCP_LISTEN) == 0);
   CHECK(find_listener(listeners, port) != nullptr);
   for (const auto& r : listeners) CHECK(r.state == TCP_LISTEN);
-  ::close(c);
-  ::close(l);
 }
 
 TEST_CASE("local_port_filter: S_GE lo then S_LE hi, a false test jumps to reject") {
@@ -294,18 +306,9 @@ TEST_CASE("local_port_filter: S_GE lo then S_LE hi, a false test jumps to reject
 }
 
 TEST_CASE("dump_tcp_sockets with a local port span: the kernel leaves out the rest") {
-  int l = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(l >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(l, 7) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
-  const uint16_t port = ntohs(a.sin_port);
-  int c = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  LoopbackPair p;
+  const int l = p.l, c = p.c;
+  const uint16_t port = p.port;
   sockaddr_in me{};
   socklen_t mlen = sizeof me;
   REQUIRE(::getsockname(c, reinterpret_cast<sockaddr*>(&me), &mlen) == 0);
@@ -326,8 +329,6 @@ TEST_CASE("dump_tcp_sockets with a local port span: the kernel leaves out the re
   CHECK(std::any_of(got.begin(), got.end(), [&](const SocketRecord& r) { return r.dport == cport; }));
   for (const auto& r : got) CHECK(r.sport == port);
   ::close(s);
-  ::close(c);
-  ::close(l);
 }
 
 TEST_CASE("tcp_state_name") {
