@@ -246,7 +246,6 @@ using Request = http::request<http::string_body>;
 // Bodies are spans over a shared string: 256 clients slow to read /metrics
 // share the one rendering instead of holding a copy each.
 using Response = http::response<http::span_body<const char>>;
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct Reply {
   Response res;
@@ -435,7 +434,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   const asio::ip::address& peer() const { return peer_; }
 
   void read_head() {
-    since_ = std::chrono::steady_clock::now();
     server_.sessions_.splice(server_.sessions_.end(), server_.sessions_, *listed_);
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.limits_.max_head_bytes));
@@ -558,7 +556,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   Target target_;
   std::optional<Reply> reply_;
   std::optional<std::list<Session*>::iterator> listed_;
-  SteadyTime since_;
   std::array<char, 4096> scratch_{};
   size_t drained_ = 0;
 };
