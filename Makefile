@@ -19,15 +19,17 @@ endif
 
 # Debian packages the project needs to build, run and test (installed by `make deps`).
 DEPS_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	nlohmann-json3-dev libcli11-dev libtomlplusplus-dev doctest-dev libcpp-httplib-dev libbenchmark-dev \
+	nlohmann-json3-dev libcli11-dev libtomlplusplus-dev doctest-dev libboost-dev libcpp-httplib-dev libbenchmark-dev \
 	qemu-system-x86 busybox-static cpio kmod xz-utils iproute2 nftables procps \
 	clang-format clang-tidy bpftrace libbpf-tools prometheus python3
 
-CXXFLAGS_BASE := -std=c++20 -O2 -g -Wall -Wextra -Werror -MMD -MP -Iinclude -Iagent -I$(BUILD) \
-	-DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT
+CXXFLAGS_BASE := -std=c++20 -O2 -g -Wall -Wextra -Werror -MMD -MP -Iinclude -Iagent -I$(BUILD)
+# The agent serves HTTP with Boost.Beast (header-only, libboost-dev); only the
+# tests use cpp-httplib, as a client, built the way Debian's library is.
+TEST_CXXFLAGS := -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT
 BPF_CFLAGS    := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ivmlinux/$(ARCH) -Iinclude -MMD -MP
-LDLIBS        := -lbpf -lelf -lz -lcpp-httplib -lpthread
+LDLIBS        := -lbpf -lelf -lz -lpthread
 
 # One object per hook family (bpf/<family>.bpf.c over bpf/lib/), linked into
 # one object and one skeleton, struct connscope_bpf in connscope.skel.h.
@@ -123,7 +125,7 @@ $(BUILD)/agent/%.o: agent/%.cpp | $(DEPS_STAMP)
 $(BUILD)/tests/%.o: tests/%.cpp | $(DEPS_STAMP)
 	$(call msg,CXX,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CXX) $(CXXFLAGS_BASE) -Itests/unit -c $< -o $@
+	$(Q)$(CXX) $(CXXFLAGS_BASE) $(TEST_CXXFLAGS) -Itests/unit -c $< -o $@
 
 $(BUILD)/connscope: $(AGENT_OBJS)
 	$(call msg,LD,$@)
@@ -131,7 +133,7 @@ $(BUILD)/connscope: $(AGENT_OBJS)
 
 $(BUILD)/connscope-unit: $(UNIT_OBJS) $(AGENT_LIB_OBJS)
 	$(call msg,LD,$@)
-	$(Q)$(CXX) -o $@ $^ $(LDLIBS)
+	$(Q)$(CXX) -o $@ $^ -lcpp-httplib $(LDLIBS)
 
 $(BUILD)/connscope-itest: $(ITEST_OBJS)
 	$(call msg,LD,$@)
@@ -153,6 +155,11 @@ $(BUILD)/hold: tests/bench/hold.c | $(DEPS_STAMP)
 
 # The saturating loopback connect storm behind tests/bench/storm.sh (tests/bench/storm.c).
 $(BUILD)/storm: tests/bench/storm.c | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
+# The HTTP endpoint's attack and load probes (tests/bench/httpload.c, docs/security.md).
+$(BUILD)/httpload: tests/bench/httpload.c | $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
 

@@ -318,6 +318,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   run->add_option("--listen", r.listen,
                   "HTTP address for /metrics and /api/v1/* (default 127.0.0.1:9464; [::1]:9464, :9464 for all "
                   "addresses, off to disable)");
+  run->add_option("--cors-origin", r.cors_origin,
+                  "Let browser pages from ORIGIN (e.g. https://grafana.example.com, or *) read /api/* "
+                  "(Access-Control-Allow-Origin; default: no CORS headers)");
   run->add_option("--top-destinations", engine.aggregator.top_destinations,
                   "Destinations with their own row, labels and histograms (about 87 series each): those at risk "
                   "first (errors, utilization at --warn-utilization, a rate above sustainable, exhaustion within "
@@ -490,6 +493,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
     // A replay serves HTTP only when asked to (--listen given).
     if (!r.replay.empty() && run->count("--listen") == 0) r.listen = "off";
     if (!parse_listen(r.listen, &r.listen_host, &r.listen_port, &r.http, &err)) return fail("--listen " + err);
+    for (const char c : r.cors_origin)  // a header value: no spaces, no control characters
+      if (static_cast<unsigned char>(c) <= ' ' || c == '\x7f')
+        return fail("--cors-origin '" + r.cors_origin + "': one origin like https://grafana.example.com, or *");
     if (engine.alerts.warn_utilization >= engine.alerts.crit_utilization)
       return fail("--warn-utilization (" + std::to_string(engine.alerts.warn_utilization) +
                   ") must be below --crit-utilization (" + std::to_string(engine.alerts.crit_utilization) + ")");

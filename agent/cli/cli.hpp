@@ -29,6 +29,7 @@ struct RunOptions : CaptureOptions {
   std::string listen_host = "127.0.0.1";  // parsed from listen
   uint16_t listen_port = 9464;
   bool http = true;
+  std::string cors_origin;       // --cors-origin: Access-Control-Allow-Origin on /api/*, "" = none
   double history_s = 600;        // heatmap history kept for /api/v1/heatmap
   std::string replay;            // --replay FILE: no BPF, no root
   bool replay_realtime = false;  // --replay-speed recorded

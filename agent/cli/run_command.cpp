@@ -65,7 +65,11 @@ int run_run(const CommonOptions& common, const RunOptions& opts) {
   });
 
   std::unique_ptr<HttpServer> http;
-  if (pub) http = std::make_unique<HttpServer>(*pub, opts.listen_host, opts.listen_port);
+  if (pub) {
+    HttpLimits limits;
+    limits.cors_origin = opts.cors_origin;
+    http = std::make_unique<HttpServer>(*pub, opts.listen_host, opts.listen_port, limits);
+  }
   const std::string where = http ? "metrics at http://" + http->address() + "/metrics, snapshot at http://" +
                                        http->address() + "/api/v1/snapshot, alerts at http://" + http->address() +
                                        "/api/v1/alerts"

@@ -6,8 +6,11 @@
 //                       for a dst/listen no snapshot in the window had
 //   /healthz            200 "ok" while intervals keep closing, else 503
 //   /                   a plain-text index
+// Only GET and HEAD are served (others: 405 with Allow); OPTIONS /api/* is a
+// CORS preflight, answered only when HttpLimits::cors_origin is set.
 // Publication holds what the endpoints serve, rendered once per interval by
-// the aggregator thread; HttpServer serves it from its own threads.
+// the aggregator thread; HttpServer serves it from its own thread, within
+// the limits of HttpLimits (docs/security.md "HTTP endpoint").
 #pragma once
 
 #include <atomic>
@@ -24,10 +27,6 @@
 #include "aggregate/snapshot.hpp"
 #include "export/heatmap_history.hpp"
 #include "export/prometheus_text.hpp"
-
-namespace httplib {
-class Server;
-}
 
 namespace connscope {
 
@@ -78,13 +77,36 @@ class Publication {
   uint64_t published_ = 0;
 };
 
+// What one client, or all of them, may hold of the server. Any local process
+// can connect to the endpoint; these keep /metrics and /healthz answering
+// while one of them tries not to let it.
+struct HttpLimits {
+  // Connections open at once, and from one client address. A new connection
+  // over either cap closes the oldest one (counted from the start of the
+  // request it is on) of that address, or of all: a scrape is done in
+  // milliseconds, so the oldest is the one holding a slot without asking.
+  size_t max_connections = 256;
+  size_t max_per_address = 64;
+  // The whole request head (from accept, or from the end of the previous
+  // response on a keep-alive connection), a body, and writing a response:
+  // deadlines, not idle timeouts, so sending a byte a second buys nothing.
+  double head_timeout_s = 5;
+  double body_timeout_s = 5;
+  double write_timeout_s = 10;
+  size_t max_head_bytes = 8192;   // request line and header fields: over it, 431
+  size_t max_body_bytes = 16384;  // a GET or HEAD with a larger body: 413, not read
+  // Access-Control-Allow-Origin on /api/*, and OPTIONS preflights there;
+  // empty (the default): no CORS headers, OPTIONS is 405.
+  std::string cors_origin;
+};
+
 class HttpServer {
  public:
   // Binds host:port (port 0: an ephemeral port, see port()) and starts
   // serving on its own thread. Throws std::runtime_error with one line, e.g.
   // "cannot listen on 127.0.0.1:9464: Address already in use; pick another with --listen ADDR:PORT".
-  HttpServer(Publication& publication, const std::string& host, uint16_t port);
-  // Stops accepting, finishes the requests in flight and joins.
+  HttpServer(Publication& publication, const std::string& host, uint16_t port, HttpLimits limits = {});
+  // Stops accepting, closes every connection and joins.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -94,14 +116,11 @@ class HttpServer {
   std::string address() const;
 
  private:
-  void routes();
+  class Impl;  // Boost.Asio and Beast stay in http_server.cpp
 
-  Publication& publication_;
   std::string host_;
   uint16_t port_ = 0;
-  std::unique_ptr<httplib::Server> server_;
-  std::atomic<bool> loop_exited_{false};
-  std::thread thread_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // The 400 message for a heatmap query, or nullopt when it is valid; fills
