@@ -156,6 +156,9 @@ void AlertEngine::observe(bool condition, Alert candidate, double now) {
   } else {
     st.false_streak++;
     st.true_streak = 0;
+    // A process found after the alert fired (a listener's owner comes from
+    // a /proc scan that may finish later) joins the firing alert.
+    if (st.firing && st.alert.process.empty()) st.alert.process = st.now.process;
   }
 }
 
