@@ -15,9 +15,9 @@ bool covers(const CensusScope& scope, const SockKey& key, const SockEntry& e) {
   if (!scope.local_ports.contains(key.sport)) return false;
   switch (e.state) {
     case PortState::connecting:
-      return (scope.states & kTcpStateBit(CS_TCP_SYN_SENT)) != 0;
+      return (scope.states & tcp_state_bit(CS_TCP_SYN_SENT)) != 0;
     case PortState::time_wait:
-      return (scope.states & kTcpStateBit(CS_TCP_TIME_WAIT)) != 0;
+      return (scope.states & tcp_state_bit(CS_TCP_TIME_WAIT)) != 0;
     case PortState::open:
       return (scope.states & kOpenStates) == kOpenStates;
   }

@@ -33,12 +33,12 @@ struct PortSpan {
 };
 
 // TCP state bit masks (1u << TCP_x) for census dumps.
-inline constexpr uint32_t kTcpStateBit(int state) { return 1u << state; }
-inline constexpr uint32_t kCensusStates = 0xfffu & ~kTcpStateBit(10);  // every state but LISTEN
-inline constexpr uint32_t kTimeWaitStates = kTcpStateBit(6);           // TIME_WAIT only
+constexpr uint32_t tcp_state_bit(int state) { return 1u << state; }
+inline constexpr uint32_t kCensusStates = 0xfffu & ~tcp_state_bit(10);  // every state but LISTEN
+inline constexpr uint32_t kTimeWaitStates = tcp_state_bit(6);           // TIME_WAIT only
 // The states of a port the model counts as open: ESTABLISHED .. CLOSING.
 inline constexpr uint32_t kOpenStates =
-    kTcpStateBit(1) | kTcpStateBit(4) | kTcpStateBit(5) | kTcpStateBit(8) | kTcpStateBit(9) | kTcpStateBit(11);
+    tcp_state_bit(1) | tcp_state_bit(4) | tcp_state_bit(5) | tcp_state_bit(8) | tcp_state_bit(9) | tcp_state_bit(11);
 
 // What a census dump held: sockets in these states with a local port in
 // this span. A reconciliation corrects only what its dump could have held.
