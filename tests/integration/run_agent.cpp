@@ -412,6 +412,19 @@ std::string endpoint_label(int af, const std::string& addr, uint16_t port) {
   return (af == AF_INET6 ? "[" + addr + "]" : addr) + ":" + std::to_string(port);
 }
 
+int first_firing(const std::vector<json>& lines, const std::string& rule, uint64_t netns, const std::string& target) {
+  for (std::size_t i = 0; i < lines.size(); i++)
+    for (const auto& a : find_alerts(lines[i], rule, netns, target))
+      if (a.value("state", "") == "firing") return static_cast<int>(i);
+  return -1;
+}
+
+std::string unix_text(double t) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.6f", t);
+  return buf;
+}
+
 double unix_now() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -102,5 +102,9 @@ std::vector<json> find_alerts(const json& alerts, const std::string& rule, std::
 std::string endpoint_label(int af, const std::string& addr, uint16_t port);
 // Unix time now (CLOCK_REALTIME), seconds.
 double unix_now();
+// The first snapshot in which `rule` is firing for the target, or -1.
+int first_firing(const std::vector<json>& lines, const std::string& rule, uint64_t netns, const std::string& target);
+// Unix seconds with microseconds (doctest messages ignore stream manipulators).
+std::string unix_text(double t);
 
 }  // namespace itest

@@ -35,23 +35,10 @@ std::string spread_path() {
   return (slash == std::string::npos ? std::string(".") : agent.substr(0, slash)) + "/spread";
 }
 
-int first_firing(const std::vector<json>& lines, const std::string& rule, uint64_t netns, const std::string& target) {
-  for (std::size_t i = 0; i < lines.size(); i++)
-    for (const auto& a : find_alerts(lines[i], rule, netns, target))
-      if (a.value("state", "") == "firing") return static_cast<int>(i);
-  return -1;
-}
-
 int count_of(const std::string& text, const std::string& needle) {
   int n = 0;
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) n++;
   return n;
-}
-
-std::string unix_text(double t) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.3f", t);
-  return buf;
 }
 
 }  // namespace

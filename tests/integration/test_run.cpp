@@ -143,14 +143,6 @@ double util_of(const json& line, uint64_t netns, const std::string& src, const s
   return d ? d->at("ports").value("utilization", -1.0) : -1.0;
 }
 
-// The first JSON line in which `rule` is firing for the target, or -1.
-int first_firing(const std::vector<json>& lines, const std::string& rule, uint64_t netns, const std::string& target) {
-  for (std::size_t i = 0; i < lines.size(); i++)
-    for (const auto& a : find_alerts(lines[i], rule, netns, target))
-      if (a.value("state", "") == "firing") return static_cast<int>(i);
-  return -1;
-}
-
 // The last JSON line that has the destination, or nullptr.
 const json* last_destination(const std::vector<json>& lines, uint64_t netns, const std::string& src,
                              const std::string& dst) {
@@ -160,13 +152,6 @@ const json* last_destination(const std::vector<json>& lines, uint64_t netns, con
 }
 
 bool near(double a, double b, double tol = 0.01) { return std::fabs(a - b) <= tol; }
-
-// Unix seconds with microseconds (doctest messages ignore stream manipulators).
-std::string unix_text(double t) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.6f", t);
-  return buf;
-}
 
 // tcp_tw_reuse_delay (ms) of a namespace; 1000 on kernels without the sysctl.
 double tw_reuse_delay_s(const Netns& ns) {
