@@ -71,6 +71,20 @@ inline cs_state_event state_ev(uint64_t ts, const cs_flow& f, uint8_t from, uint
   return e;
 }
 
+// An accept-queue overflow of `count` connections on the listener `f`.
+inline cs_accept_queue_event overflow_ev(uint64_t ts, const cs_flow& f, uint32_t count, uint32_t backlog,
+                                         uint32_t max_backlog) {
+  cs_accept_queue_event e{};
+  e.h.type = CS_EV_ACCEPT_QUEUE;
+  e.h.ts_ns = ts;
+  e.flow = f;
+  e.kind = CS_AQ_OVERFLOW;
+  e.count = count;
+  e.backlog = backlog;
+  e.max_backlog = max_backlog;
+  return e;
+}
+
 // One full active connection that ends in TIME_WAIT on the client.
 inline void connection(Aggregator& a, uint64_t ts, uint16_t sport, uint64_t handshake_ns = 50000) {
   cs_flow f = flow("10.0.0.1", sport, "10.0.0.2", 80);

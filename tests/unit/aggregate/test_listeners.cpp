@@ -21,14 +21,7 @@ TEST_CASE("listeners: accepts, queue samples, overflows, SYN-ACK retransmits") {
   a.on_listener_sample(kNs, {l}, kSec + 1);
   cs_flow in = flow("10.0.0.2", 8080, "10.0.0.1", 50000);
   a.on_event(state_ev(kSec + 10, in, 3, 1, CS_STATE_F_PASSIVE, 30000));
-  cs_accept_queue_event ov{};
-  ov.h.type = CS_EV_ACCEPT_QUEUE;
-  ov.h.ts_ns = kSec + 20;
-  ov.flow = flow("0.0.0.0", 8080, "0.0.0.0", 0);
-  ov.kind = CS_AQ_OVERFLOW;
-  ov.count = 5;
-  ov.backlog = 5;
-  ov.max_backlog = 4;
+  cs_accept_queue_event ov = overflow_ev(kSec + 20, flow("0.0.0.0", 8080, "0.0.0.0", 0), 5, 5, 4);
   a.on_event(ov);
   cs_accept_queue_event un = ov;
   un.flow = cs_flow{};
@@ -69,14 +62,7 @@ TEST_CASE("listeners: the owner a live sample names reaches the row and listen_o
   a.on_listener_sample(kNs, {l}, kSec + 1);
   l.owner.clear();  // a lookup under way (or a replay) does not erase the name
   a.on_listener_sample(kNs, {l}, kSec + 2);
-  cs_accept_queue_event ov{};
-  ov.h.type = CS_EV_ACCEPT_QUEUE;
-  ov.h.ts_ns = kSec + 20;
-  ov.flow = flow("0.0.0.0", 8080, "0.0.0.0", 0);
-  ov.kind = CS_AQ_OVERFLOW;
-  ov.count = 4;
-  ov.backlog = 5;
-  ov.max_backlog = 4;
+  cs_accept_queue_event ov = overflow_ev(kSec + 20, flow("0.0.0.0", 8080, "0.0.0.0", 0), 4, 5, 4);
   a.on_event(ov);
   Snapshot s = a.close_interval(2 * kSec, 1000);
   REQUIRE(s.listeners.size() == 1);
